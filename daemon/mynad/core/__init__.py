@@ -1,0 +1,1 @@
+"""Pure, synchronous reception logic: events in, actions out, no I/O."""

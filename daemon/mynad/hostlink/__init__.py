@@ -1,0 +1,1 @@
+"""The host protocol: framing, acknowledgement and the persistent outbox."""

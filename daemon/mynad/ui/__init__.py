@@ -1,0 +1,1 @@
+"""Screens: what the patient sees, as data, and how it is drawn on the panel."""

@@ -1,0 +1,1 @@
+"""mynasim: the hardware simulator that runs the real daemon against a virtual card, host, keypad, camera and display."""

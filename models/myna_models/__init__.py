@@ -1,0 +1,1 @@
+"""On-device face matching (YuNet + SFace through onnxruntime) and its model manifest."""
