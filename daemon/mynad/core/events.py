@@ -1,0 +1,215 @@
+"""Events the reception flow reacts to, and actions it asks the shell to carry out.
+
+Both are small frozen dataclasses so that a visit can be replayed, logged and
+property-tested as a plain list. None of them can carry a PIN digit: the digit
+keys reach the core as ``PinDigit()`` with no value (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from mynad.core.cert_policy import CertState
+from mynad.ui.screens import Screen
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Event:
+    pass
+
+
+@dataclass(frozen=True)
+class CardInserted(Event):
+    visit_id: str
+
+
+@dataclass(frozen=True)
+class CardRead(Event):
+    """What the shell learnt from the card without any PIN."""
+
+    cert_state: CertState
+    has_pin: bool
+    pin_tries: int | None  # None: the card gave no counter
+    pin_locked: bool
+    photo: bool = True  # the face photo can be read (照合番号B known)
+
+
+@dataclass(frozen=True)
+class CardFailed(Event):
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CardRemoved(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class KeyPressed(Event):
+    pos: int  # 1..12, see docs/architecture.md
+
+
+@dataclass(frozen=True)
+class PinDigit(Event):
+    """A digit went into the shell's PIN buffer; its value stays there."""
+
+
+@dataclass(frozen=True)
+class PinLayoutReady(Event):
+    layout: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PinChecked(Event):
+    ok: bool
+    tries_left: int | None
+    locked: bool
+
+
+@dataclass(frozen=True)
+class StaffPasswordChecked(Event):
+    ok: bool
+
+
+@dataclass(frozen=True)
+class FaceHint(Event):
+    hint: str
+
+
+@dataclass(frozen=True)
+class FaceDone(Event):
+    match: bool
+    reason: str
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class FaceUnavailable(Event):
+    """The card photo could not be read or has no usable face."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class HostChallenge(Event):
+    visit_id: str
+
+
+@dataclass(frozen=True)
+class HostQualification(Event):
+    visit_id: str
+    ok: bool
+    name: str = ""
+    age: int | None = None
+    registered: bool = True
+    previous_consents: Mapping[str, bool] | None = None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class HostVisualCheck(Event):
+    """Staff armed 目視確認 from the clinic host."""
+
+
+@dataclass(frozen=True)
+class AuthFailed(Event):
+    """Signing the challenge or sending the authentication failed."""
+
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TimerFired(Event):
+    name: str
+    token: int
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Action:
+    pass
+
+
+@dataclass(frozen=True)
+class Show(Action):
+    screen: Screen
+
+
+@dataclass(frozen=True)
+class ReadCard(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class StartPinEntry(Action):
+    """Wipe the PIN buffer and draw a fresh layout (answered by PinLayoutReady)."""
+
+
+@dataclass(frozen=True)
+class ClearPin(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class VerifyPin(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class CheckStaffPassword(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class StartFace(Action):
+    attempt: int
+
+
+@dataclass(frozen=True)
+class StopFace(Action):
+    pass
+
+
+@dataclass(frozen=True)
+class Authenticate(Action):
+    """Prove the identity to the host: sign its challenge (PIN) or report the method."""
+
+    method: str  # "pin" | "face" | "visual"
+    proxy: bool = False
+    face_score: float | None = None
+
+
+@dataclass(frozen=True)
+class SendHost(Action):
+    type: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StartTimer(Action):
+    name: str
+    seconds: float
+    token: int
+
+
+@dataclass(frozen=True)
+class CancelTimer(Action):
+    name: str
+
+
+@dataclass(frozen=True)
+class Indicate(Action):
+    buzzer: str | None = None  # "ok" | "error" | "remind" | "key"
+    led: str | None = None  # "off" | "on" | "blink"
+
+
+@dataclass(frozen=True)
+class EndVisit(Action):
+    """Forget everything about the visit (PIN buffer, photo embedding, challenge)."""
