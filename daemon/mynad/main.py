@@ -1,0 +1,49 @@
+"""``mynad``: the reader daemon's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from mynad import __version__
+from mynad.config import ConfigError, load_config
+
+DEFAULT_CONFIG = "/etc/myna-reader/mynad.toml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mynad", description="My Number card reader daemon (顔認証付きカードリーダー)")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config file (default {DEFAULT_CONFIG})")
+    parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
+    parser.add_argument("--version", action="version", version=f"mynad {__version__}")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"mynad: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, cfg.reader.log_level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.check_config:
+        print(f"{args.config}: OK")
+        return 0
+    from mynad.app import App
+
+    try:
+        return asyncio.run(App(cfg).run())
+    except StartupError as e:
+        logging.getLogger("mynad").error("cannot start: %s", e)
+        return 1
+
+
+class StartupError(Exception):
+    """A part the daemon needs is missing or refused (model hash, device, state dir)."""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

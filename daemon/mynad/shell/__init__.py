@@ -1,0 +1,1 @@
+"""The imperative shell: drivers and workers around the pure core, all owned by one asyncio loop."""

@@ -1,0 +1,137 @@
+"""Face authentication, seen from the event loop.
+
+The card photo is embedded in the background as soon as the card is read, so the
+embedding is ready when the patient picks 顔認証. The camera runs only while the
+flow is in face authentication; frames go straight from the camera to the
+verification session on one worker thread and are never stored or written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Awaitable, Callable
+
+from mynad.config import CameraSection, FaceSection, SimSection
+from mynad.core.events import Event, FaceDone, FaceHint, FaceUnavailable
+
+log = logging.getLogger("mynad.face")
+
+
+class FaceIO:
+    def __init__(self, cfg: FaceSection, cam_cfg: CameraSection, sim: SimSection,
+                 post: Callable[[Event], None], loop: asyncio.AbstractEventLoop) -> None:
+        self.cfg = cfg
+        self.cam_cfg = cam_cfg
+        self.sim = sim
+        self._post = post
+        self._loop = loop
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face")
+        self.engine = None
+        self._embedding_task: asyncio.Future | None = None
+        self._stop = threading.Event()
+        self._session_future = None
+
+    def load(self) -> None:
+        """Load and verify the models at start: a tampered model stops the daemon."""
+        if not self.cfg.enabled:
+            return
+        from myna_models.engine import FaceEngine
+
+        self.engine = FaceEngine(self.cfg.models_dir, self.cfg.manifest, threads=self.cfg.threads)
+        log.info("face models loaded and verified (threshold %.3f)", self.engine.threshold)
+
+    @property
+    def enabled(self) -> bool:
+        return self.engine is not None
+
+    def prepare(self, read_photo: Callable[[], Awaitable[bytes]]) -> None:
+        """Start reading and embedding the card photo in the background."""
+        if self.engine is None:
+            return
+        self._embedding_task = asyncio.ensure_future(self._prepare(read_photo))
+
+    async def _prepare(self, read_photo: Callable[[], Awaitable[bytes]]):
+        try:
+            jp2 = await read_photo()
+            emb = await self._loop.run_in_executor(self._worker, self.engine.embed_card_photo, jp2)
+            del jp2
+            log.info("card photo embedded")
+            return emb
+        except Exception as e:
+            reason = getattr(e, "message", None) or f"{type(e).__name__}"
+            log.warning("card photo unusable for face authentication: %s", reason)
+            self._post(FaceUnavailable(str(reason)))
+            return None
+
+    def start(self, attempt: int) -> None:
+        if self.engine is None or self._embedding_task is None:
+            self._post(FaceUnavailable("face authentication is not available on this reader"))
+            return
+        self._stop.clear()
+        asyncio.ensure_future(self._run(attempt))
+
+    async def _run(self, attempt: int) -> None:
+        emb = await self._embedding_task
+        if emb is None:
+            return  # FaceUnavailable already posted
+        if self._stop.is_set():
+            return
+        await self._loop.run_in_executor(self._worker, self._session, emb, attempt)
+
+    def _camera(self):
+        if self.cam_cfg.backend == "sim":
+            from myna_drivers.camera_sim import SimCamera
+
+            return SimCamera(self.sim.bus, (self.cam_cfg.width, self.cam_cfg.height), self.cam_cfg.fps)
+        from myna_drivers.camera import PiCamera
+
+        return PiCamera((self.cam_cfg.width, self.cam_cfg.height), self.cam_cfg.fps)
+
+    def _session(self, embedding, attempt: int) -> None:
+        """Worker thread: camera frames → verification, until a decision or stop."""
+        from myna_models.session import FaceVerification
+
+        post = lambda ev: self._loop.call_soon_threadsafe(self._post, ev)  # noqa: E731
+        cam = self._camera()
+        cam.start()
+        try:
+            first = cam.read()
+            session = FaceVerification(self.engine, embedding, time_limit_s=self.cfg.time_limit_s,
+                                       frames_needed=self.cfg.frames_needed, liveness=self.cfg.liveness,
+                                       clock_start=first.t)
+            frame = first
+            last_hint = None
+            while not self._stop.is_set():
+                update = session.feed(frame.bgr, frame.t)
+                del frame
+                if update.hint != last_hint and not update.done:
+                    last_hint = update.hint
+                    post(FaceHint(update.hint))
+                if update.done:
+                    log.info("face attempt %d: %s (score %s)", attempt, update.reason,
+                             f"{update.score:.3f}" if update.score is not None else "-")
+                    post(FaceDone(bool(update.match), update.reason or "", update.score))
+                    return
+                frame = cam.read()
+        except Exception as e:
+            log.exception("face session failed")
+            post(FaceDone(False, f"error: {type(e).__name__}", None))
+        finally:
+            cam.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def forget(self) -> None:
+        """Drop the card's embedding at the end of the visit."""
+        self._stop.set()
+        task, self._embedding_task = self._embedding_task, None
+        if task is not None and not task.done():
+            task.cancel()
+
+    async def close(self) -> None:
+        self.forget()
+        self._worker.shutdown(wait=False, cancel_futures=True)

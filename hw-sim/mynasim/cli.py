@@ -1,0 +1,62 @@
+"""``mynasim``: the hardware simulator's command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "card":
+        from mynasim.card.cli import main as card_main
+
+        return card_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="mynasim", description="hardware simulator for mynad")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("demo", help="run one scripted patient visit through the real daemon")
+    p.add_argument("--out", default="out/demo", help="run folder (screens, timeline, logs)")
+    p.add_argument("--profile", default="taro")
+    p.add_argument("--quiet", action="store_true", help="do not echo the daemon's log")
+    p = sub.add_parser("gallery", help="render every screen state to PNG plus an HTML index")
+    p.add_argument("--out", default="out/gallery")
+    p = sub.add_parser("run", help="start the virtual hardware and the daemon, and wait (Ctrl-C stops)")
+    p.add_argument("--out", default="out/run")
+    p.add_argument("--no-daemon", action="store_true", help="start only the virtual hardware")
+    sub.add_parser("card", help="run one virtual card: mynasim card --profile NAME [--slot N] | --list-profiles")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    if args.cmd == "demo":
+        from mynasim.demo import run_demo
+
+        return run_demo(Path(args.out), profile=args.profile, echo=not args.quiet)
+    if args.cmd == "gallery":
+        from mynasim.gallery import build_gallery
+
+        index = build_gallery(Path(args.out))
+        print(f"gallery written: {index}")
+        return 0
+    if args.cmd == "run":
+        from mynasim.rig import SimRig
+
+        with SimRig(Path(args.out), echo=True) as rig:
+            if args.no_daemon:
+                pass
+            print(f"virtual hardware running; daemon config {rig.config_path}; Ctrl-C stops", flush=True)
+            stop = []
+            signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+            try:
+                while not stop:
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

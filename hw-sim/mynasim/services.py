@@ -1,0 +1,70 @@
+"""Real system services the simulator stands on: pcscd (with vpcd) and mosquitto.
+
+We start them only when they are not already running, and stop only what we
+started, so a developer's system pcscd is left alone. Readiness is checked the
+safe way: never by connecting to vpcd's port (any connect is a card insertion),
+but by asking PC/SC for its reader list.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
+
+
+class ServiceError(RuntimeError):
+    """A service the simulator needs could not be started; the message says why."""
+
+
+def _readers() -> list[str]:
+    try:
+        from smartcard.System import readers
+
+        return [str(r) for r in readers()]
+    except Exception:
+        return []
+
+
+class Pcscd:
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+
+    def ensure(self, timeout: float = 10.0, log_path: Path | None = None) -> "Pcscd":
+        if any(r.startswith("Virtual PCD") for r in _readers()):
+            return self
+        exe = shutil.which("pcscd") or "/usr/sbin/pcscd"
+        if not os.path.exists(exe):
+            raise ServiceError("pcscd is not installed (apt-get install pcscd vsmartcard-vpcd)")
+        if not Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists() and not list(
+                Path("/usr/lib").glob("**/libifdvpcd.so*")):
+            raise ServiceError("the vpcd driver is not installed (apt-get install vsmartcard-vpcd)")
+        if PCSCD_SOCKET.exists() and not _readers():
+            # a stale socket from a killed pcscd: pcscd refuses to start over it
+            try:
+                PCSCD_SOCKET.unlink()
+            except OSError:
+                pass
+        out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen([exe, "--foreground", "--apdu"], stdout=out, stderr=out)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(r.startswith("Virtual PCD") for r in _readers()):
+                return self
+            if self.proc.poll() is not None:
+                raise ServiceError(f"pcscd exited at start with code {self.proc.returncode}")
+            time.sleep(0.05)
+        raise ServiceError("pcscd did not list the virtual readers within %.0f s" % timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
