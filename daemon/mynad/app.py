@@ -24,6 +24,7 @@ from mynad.shell.cardio import CardIO
 from mynad.shell.describe import describe_action, describe_event
 from mynad.shell.faceio import FaceIO
 from mynad.shell.hostio import HostIO, cons_time
+from mynad.shell.pinentry import PinEntry
 from mynad.shell.screenio import ScreenIO
 
 log = logging.getLogger("mynad")
@@ -33,8 +34,7 @@ class App:
     def __init__(self, cfg: DaemonConfig) -> None:
         self.cfg = cfg
         self.flow = ReceptionFlow(cfg.flow)
-        self.pin = PinBuffer()
-        self.layout: tuple[str, ...] = ()
+        self.pin = PinEntry()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._stopping = asyncio.Event()
         self._reader: str | None = None
@@ -80,7 +80,7 @@ class App:
         return self.card.alive()
 
     async def _shutdown(self) -> None:
-        self.pin.wipe()
+        self.pin.end()
         if self.keypad is not None:
             self.keypad.close()
         await self.card.stop()
@@ -153,15 +153,9 @@ class App:
             log.info("card reader service is back")
 
     def _on_key(self, pos: int) -> None:
-        if not 1 <= pos <= 12:
-            return
-        if self.flow.pin_entry_active and pos not in (10, 12) and self.layout:
-            label = self.layout[pos - 1]
-            if label.isdigit():
-                self.pin.push(int(label))
-                self.post(ev.PinDigit())
-            return
-        self.post(ev.KeyPressed(pos))
+        event = self.pin.route(self.flow, pos)
+        if event is not None:
+            self.post(event)
 
     # ------------------------------------------------------------ actions out
 
@@ -197,24 +191,17 @@ class App:
         elif isinstance(a, ev.StartPinEntry):
             from mynad.ui.pinpad import new_layout
 
-            self.pin.wipe()
-            self.pin = PinBuffer(self.flow.pin_length)
-            self.layout = new_layout()
-            self.post(ev.PinLayoutReady(self.layout))
+            self.loop.call_soon(self.post, self.pin.start(self.flow.pin_length, new_layout()))
         elif isinstance(a, ev.ClearPin):
-            self.pin.wipe()
+            self.pin.clear()
         elif isinstance(a, ev.VerifyPin):
-            pin, self.pin = self.pin, PinBuffer()
-            self.layout = ()
-            self._spawn(self._verify(pin))
+            self._spawn(self._verify(self.pin.take()))
         elif isinstance(a, ev.CheckStaffPassword):
-            pin, self.pin = self.pin, PinBuffer()
-            self.layout = ()
-            secret = pin.take_ascii()
+            secret = self.pin.take().take_ascii()
             ok = self.cfg.staff.check(secret)
             for i in range(len(secret)):
                 secret[i] = 0
-            self.post(ev.StaffPasswordChecked(ok))
+            self.loop.call_soon(self.post, ev.StaffPasswordChecked(ok))
         elif isinstance(a, ev.StartFace):
             self.face.start(a.attempt)
         elif isinstance(a, ev.StopFace):
@@ -226,8 +213,7 @@ class App:
         elif isinstance(a, ev.Indicate):
             self.indicators.indicate(buzzer=a.buzzer, led=a.led)
         elif isinstance(a, ev.EndVisit):
-            self.pin.wipe()
-            self.layout = ()
+            self.pin.end()
             self.face.forget()
             if self.flow.visit is not None:
                 self.host.forget(self.flow.visit.visit_id)

@@ -180,6 +180,11 @@ class ReceptionFlow:
             self._disarm_visual("timeout")
         elif isinstance(event, TimerFired) and event.name == "screen" and self.state in _INTERACTIVE:
             self._cancel("timeout")
+        elif isinstance(event, (CardFailed, AuthFailed)) and self.visit is not None \
+                and self.state not in ("reading", "ended", "remove", "done", "idle"):
+            # the card went mute or answered garbage in the middle of a step
+            self._cancel_timer("host")
+            self._fail("card_error", "card_error", event.code, code=event.code, reason=event.reason)
         else:
             handler = getattr(self, f"_on_{self.state}", None)
             if handler is not None:
@@ -288,10 +293,10 @@ class ReceptionFlow:
         self._enter("ended")
         self._timer("notice", self.cfg.notice_s)
 
-    def _fail(self, screen_id: str, reason: str, code: str, **params: object) -> None:
+    def _fail(self, screen_id: str, abort_reason: str, err_code: str, **params: object) -> None:
         self._stop_face()
         self._leave_pin()
-        self._abort(reason, code)
+        self._abort(abort_reason, err_code)
         self._show(screen_id, **params)
         self._emit(Indicate(buzzer="error"))
         self._enter("ended")
@@ -678,9 +683,6 @@ class ReceptionFlow:
         assert v is not None
         if isinstance(event, TimerFired) and event.name == "host":
             self._fail("host_error", "host_unreachable", CODE_HOST_TIMEOUT, code=CODE_HOST_TIMEOUT)
-        elif isinstance(event, AuthFailed):
-            self._cancel_timer("host")
-            self._fail("card_error", "card_error", event.code, code=event.code, reason=event.reason)
         elif isinstance(event, HostQualification) and event.visit_id == v.visit_id:
             self._cancel_timer("host")
             v.qualification = event
