@@ -60,6 +60,11 @@ class App:
         self._open_indicators()
         self._open_card_face()
         self.card.start()
+        from mynad.control import ControlServer
+
+        self.control = ControlServer(cfg.reader.state_dir / "control.sock", self.status,
+                                     lambda: self.post(ev.HostVisualCheck()))
+        await self.control.start()
         self._execute_all(self.flow.start())
 
         from mynad.sdnotify import Notifier, watchdog_loop
@@ -79,8 +84,21 @@ class App:
     def _healthy(self) -> bool:
         return self.card.alive()
 
+    def status(self) -> dict[str, Any]:
+        """What mynactl status shows: snapshots only, never a secret."""
+        return {
+            "reader": self.cfg.reader.id,
+            **self.flow.status(),
+            "screen": self.screen.current.id if self.screen.current else None,
+            "card_reader": self._reader or "(none seen yet)",
+            "card_monitor": "alive" if self.card.alive() else "down",
+            "face": "ready" if self.face.enabled else "disabled",
+            "host": self.host.status(),
+        }
+
     async def _shutdown(self) -> None:
         self.pin.end()
+        await self.control.stop()
         if self.keypad is not None:
             self.keypad.close()
         await self.card.stop()
