@@ -1,0 +1,30 @@
+"""The whole device: the real daemon against hw-sim, through the real pcscd and a pty pair."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mynasim.rig import SimRig
+
+
+def _need(exe: str) -> None:
+    if shutil.which(exe) is None and not Path(f"/usr/sbin/{exe}").exists():
+        pytest.fail(f"{exe} is not installed: run scripts/setup.sh")
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory) -> SimRig:
+    _need("pcscd")
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    r = SimRig(tmp_path_factory.mktemp("rig"), echo=bool(os.environ.get("MYNA_ECHO")))
+    r.start()
+    yield r
+    code = r.stop_daemon()
+    log = "\n".join(r.log_lines)
+    r.close()
+    assert code == 0, f"mynad exited with {code}"
+    assert "Traceback" not in log, log[-4000:]
