@@ -62,7 +62,7 @@ class App:
         self.card.start()
         from mynad.control import ControlServer
 
-        self.control = ControlServer(cfg.reader.state_dir / "control.sock", self.status,
+        self.control = ControlServer(cfg.reader.runtime_dir / "control.sock", self.status,
                                      lambda: self.post(ev.HostVisualCheck()))
         await self.control.start()
         self._execute_all(self.flow.start())

@@ -26,6 +26,7 @@ class ConfigError(Exception):
 class ReaderSection:
     id: str = "reader-01"
     state_dir: Path = Path("/var/lib/myna-reader")
+    runtime_dir: Path = Path("/run/myna-reader")  # the control socket for mynactl
     log_level: str = "info"
     institution: str = ""
 

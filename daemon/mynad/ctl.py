@@ -20,7 +20,7 @@ DEFAULT_CONFIG = "/etc/myna-reader/mynad.toml"
 
 
 def control_path(cfg) -> Path:
-    return cfg.reader.state_dir / "control.sock"
+    return cfg.reader.runtime_dir / "control.sock"
 
 
 def _ask(path: Path, cmd: str) -> dict:

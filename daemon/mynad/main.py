@@ -11,6 +11,9 @@ from mynad import __version__
 from mynad.config import ConfigError, load_config
 
 DEFAULT_CONFIG = "/etc/myna-reader/mynad.toml"
+# EX_CONFIG from sysexits.h: the unit's RestartPreventExitStatus=78 stops a
+# broken config from being restarted in a loop.
+EXIT_CONFIG = 78
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
     except ConfigError as e:
         print(f"mynad: {e}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     logging.basicConfig(
         level=getattr(logging, cfg.reader.log_level.upper()),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",

@@ -115,6 +115,7 @@ class SimRig:
     def _write_config(self) -> Path:
         cfg = tomllib.loads(SIM_CONFIG.read_text(encoding="utf-8"))
         cfg["reader"]["state_dir"] = str(self.run_dir / "state")
+        cfg["reader"]["runtime_dir"] = str(self.run_dir / "run")
         cfg["display"]["out_dir"] = str(self.screens_dir)
         cfg["face"]["models_dir"] = str(self.assets_dir / "models")
         cfg["host"]["serial_path"] = self.reader_tty
