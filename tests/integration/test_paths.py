@@ -1,0 +1,131 @@
+"""Scripted visits for every path of the flow, through the real daemon against hw-sim.
+
+Each ends with the right message to the host (issue: complete reception flow).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mynasim.rig import SimRig
+
+pytestmark = pytest.mark.pcscd
+
+
+def choose(rig: SimRig, screen_entry, name: str) -> None:
+    rig.press(list(screen_entry.data["params"]["choices"]).index(name) + 1)
+
+
+def answer_consents(rig: SimRig, mark: int, key: int = 12) -> list[str]:
+    items = []
+    while True:
+        e = rig.timeline.wait_for(
+            lambda x: x.source == "display" and x.data.get("screen") in ("consent", "done", "consent_carryover"),
+            timeout=15, after=mark, what="consent or done")
+        mark = rig.mark()
+        if e.data["screen"] == "done":
+            return items
+        if e.data["screen"] == "consent":
+            items.append(e.data["params"]["item"])
+        rig.press(key)
+
+
+def finish(rig: SimRig, mark: int) -> None:
+    rig.remove_card()
+    rig.wait_screen("idle", after=mark, timeout=10)
+
+
+def start(rig: SimRig, profile: str):
+    mark = rig.mark()
+    rig.place_card(profile)
+    return mark
+
+
+def pin_path(rig: SimRig, mark: int, profile: str, pin: str | None = None):
+    e = rig.wait_screen("method_choice", after=mark, timeout=20)
+    choose(rig, e, "pin")
+    rig.wait_screen("pin_entry", after=mark)
+    rig.type_digits(pin or rig.profiles[profile].pin)
+
+
+def test_pin_with_one_wrong_try(rig: SimRig):
+    mark = start(rig, "hanako")
+    pin_path(rig, mark, "hanako", pin="0000" if rig.profiles["hanako"].pin != "0000" else "1111")
+    rig.wait_screen("pin_backoff", after=mark)
+    again = rig.wait_screen("pin_entry", after=rig.mark(), timeout=10)
+    assert again.data["params"]["wrong"] is True and again.data["params"]["tries_left"] == 2
+    rig.type_digits(rig.profiles["hanako"].pin)
+    items = answer_consents(rig, mark)
+    assert "checkup" not in items  # hanako is under 40
+    result = rig.wait_host("visit.result", after=mark).data
+    assert result["consents"]["SpecificHealthCheckupsInfoConsFlg"] == "0"
+    finish(rig, mark)
+
+
+def test_locked_pin_is_steered_to_face_or_staff_and_never_verified(rig: SimRig):
+    mark = start(rig, "locked")
+    e = rig.wait_screen("method_choice", after=mark, timeout=20)
+    choose(rig, e, "pin")
+    locked = rig.wait_screen("pin_locked", after=mark)
+    assert "staff" in locked.data["params"]["choices"]
+    rig.press(10)
+    rig.wait_host("visit.aborted", after=mark)
+    verifies = [a for a in rig.timeline.entries("card", "apdu")[:]
+                if a.data["c"].startswith("00 20 00 80") and a.data["lc"] > 0]
+    assert not [v for v in verifies if v.t >= rig.timeline.entries()[mark].t]
+    finish(rig, mark)
+
+
+def test_expiring_certificate(rig: SimRig):
+    mark = start(rig, "expiring")
+    rig.wait_screen("cert_expiring", after=mark, timeout=20)
+    rig.press(12)
+    pin_path(rig, mark, "expiring")
+    answer_consents(rig, mark)
+    assert rig.wait_host("visit.result", after=mark).data["cert_state"] == "expiring"
+    finish(rig, mark)
+
+
+def test_grace_certificate_is_qualification_only(rig: SimRig):
+    mark = start(rig, "grace")
+    rig.wait_screen("cert_grace", after=mark, timeout=20)
+    rig.press(12)
+    pin_path(rig, mark, "grace")
+    assert answer_consents(rig, mark) == []
+    result = rig.wait_host("visit.result", after=mark).data
+    assert result["qualification_only"] is True
+    finish(rig, mark)
+
+
+def test_expired_certificate_is_refused(rig: SimRig):
+    mark = start(rig, "expired")
+    rig.wait_screen("cert_expired", after=mark, timeout=20)
+    aborted = rig.wait_host("visit.aborted", after=mark).data
+    assert aborted["reason"] == "cert_expired" and aborted["code"] == "006"
+    finish(rig, mark)
+
+
+def test_unregistered_card_registers_on_the_spot(rig: SimRig):
+    mark = start(rig, "unregistered")
+    pin_path(rig, mark, "unregistered")
+    rig.wait_screen("registration_offer", after=mark, timeout=20)
+    rig.press(12)
+    rig.wait_host("visit.registration", after=mark)
+    rig.wait_screen("registration_done", after=mark, timeout=20)
+    rig.press(12)
+    answer_consents(rig, mark)
+    rig.wait_host("visit.result", after=mark)
+    finish(rig, mark)
+
+
+def test_visual_check_from_the_host_returns_to_auto(rig: SimRig):
+    mark = rig.mark()
+    rig.host.send_staff_visual_check()
+    rig.wait_screen("idle", after=mark, mode="visual")
+    rig.place_card("nopin")
+    rig.wait_screen("visual_check", after=mark, timeout=20, stage="confirm")
+    rig.press(12)
+    answer_consents(rig, mark)
+    assert rig.wait_host("visit.result", after=mark).data["method"] == "visual"
+    finish(rig, mark)
+    rig.wait_screen("idle", after=mark, mode="auto")
