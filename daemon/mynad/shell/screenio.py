@@ -42,19 +42,20 @@ class ScreenIO:
         if self._pager is not None:
             self._pager.cancel()
             self._pager = None
-        self._push(pages[0], screen.id, text)
+        params = _json_safe(dict(screen.params))
+        self._push(pages[0], screen.id, text, params)
         if len(pages) > 1:
-            self._pager = asyncio.ensure_future(self._cycle(pages, screen.id, text))
+            self._pager = asyncio.ensure_future(self._cycle(pages, screen.id, text, params))
 
-    async def _cycle(self, pages, screen_id: str, text: str) -> None:
+    async def _cycle(self, pages, screen_id: str, text: str, params: dict) -> None:
         i = 0
         while True:
             await asyncio.sleep(self.cfg.page_s)
             i = (i + 1) % len(pages)
-            self._push(pages[i], screen_id, text)
+            self._push(pages[i], screen_id, text, params)
 
-    def _push(self, image, screen_id: str, text: str) -> None:
-        fut = self._loop.run_in_executor(self._worker, self.display.show, image, screen_id, text)
+    def _push(self, image, screen_id: str, text: str, params: dict) -> None:
+        fut = self._loop.run_in_executor(self._worker, self.display.show, image, screen_id, text, params)
         fut.add_done_callback(_log_failure)
 
     async def close(self) -> None:
@@ -68,3 +69,14 @@ class ScreenIO:
 def _log_failure(fut: asyncio.Future) -> None:
     if not fut.cancelled() and fut.exception() is not None:
         log.error("display write failed: %s", fut.exception())
+
+
+def _json_safe(value):
+    """Screen params as plain JSON values (tuples to lists, enums to their value)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(getattr(value, "value", value))
