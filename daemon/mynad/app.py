@@ -30,6 +30,24 @@ from mynad.shell.screenio import ScreenIO
 log = logging.getLogger("mynad")
 
 
+class StartupError(Exception):
+    """A part the daemon needs is missing or refused (model hash, device, state dir).
+
+    Raised with a plain sentence naming the part, so a technician reading the
+    journal sees what to fix instead of a traceback.
+    """
+
+
+def _opening(part: str, fn, *args):
+    try:
+        return fn(*args)
+    except StartupError:
+        raise
+    except Exception as e:
+        text = getattr(e, "message", None) or str(e) or type(e).__name__
+        raise StartupError(f"{part}: {text}") from e
+
+
 class App:
     def __init__(self, cfg: DaemonConfig) -> None:
         self.cfg = cfg
@@ -49,17 +67,21 @@ class App:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._stopping.set)
 
+        self.keypad = None
         self.screen = ScreenIO(cfg.display, cfg.sim, self.loop)
-        self.screen.open()
+        _opening("display", self.screen.open)
         self.face = FaceIO(cfg.face, cfg.camera, cfg.sim, self.post, self.loop)
-        self.face.load()
+        _opening("face models", self.face.load)
         self.host = HostIO(cfg.host, cfg.reader, self.post)
-        await self.host.start()
+        try:
+            await self.host.start()
+        except Exception as e:
+            raise StartupError(f"host link: {getattr(e, 'message', None) or e}") from e
         self.card = CardIO(cfg.card, self.post, self.loop, self._on_reader_event)
-        self._open_keypad()
-        self._open_indicators()
-        self._open_card_face()
-        self.card.start()
+        _opening("keypad", self._open_keypad)
+        _opening("indicators", self._open_indicators)
+        _opening("card face reader", self._open_card_face)
+        _opening("card reader (PC/SC)", self.card.start)
         from mynad.control import ControlServer
 
         self.control = ControlServer(cfg.reader.runtime_dir / "control.sock", self.status,

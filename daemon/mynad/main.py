@@ -35,17 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(f"{args.config}: OK")
         return 0
-    from mynad.app import App
+    from mynad.app import App, StartupError
 
     try:
         return asyncio.run(App(cfg).run())
     except StartupError as e:
         logging.getLogger("mynad").error("cannot start: %s", e)
         return 1
-
-
-class StartupError(Exception):
-    """A part the daemon needs is missing or refused (model hash, device, state dir)."""
 
 
 if __name__ == "__main__":

@@ -43,17 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "run":
         from mynasim.rig import SimRig
 
-        with SimRig(Path(args.out), echo=True) as rig:
-            if args.no_daemon:
-                pass
-            print(f"virtual hardware running; daemon config {rig.config_path}; Ctrl-C stops", flush=True)
-            stop = []
+        rig = SimRig(Path(args.out), echo=True).start(daemon=not args.no_daemon)
+        try:
+            what = "virtual hardware only" if args.no_daemon else "virtual hardware and mynad"
+            print(f"{what} running; daemon config {rig.config_path}; Ctrl-C stops", flush=True)
+            stop: list[int] = []
             signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
             try:
                 while not stop:
                     time.sleep(0.5)
             except KeyboardInterrupt:
                 pass
+        finally:
+            rig.close()
         return 0
     return 2
 

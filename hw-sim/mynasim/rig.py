@@ -84,16 +84,20 @@ class SimRig:
         from mynasim.card import VirtualCardSlot
         from mynasim.host import pty_pair
 
-        self.pcscd.ensure(log_path=self.run_dir / "pcscd.log")
-        self.bus = SimBusServer(self.run_dir / "bus.sock", self.timeline)
-        reader_tty, host_tty, self._pty_close = pty_pair(self.run_dir)
-        self.reader_tty = reader_tty
-        self._start_host(host_tty)
-        self.card_slot = VirtualCardSlot(port=35963, state_dir=self.run_dir / "card-state",
-                                         assets_dir=self.assets_dir, on_apdu=self._on_apdu)
-        self.config_path = self._write_config()
-        if daemon:
-            self.start_daemon()
+        try:
+            self.pcscd.ensure(log_path=self.run_dir / "pcscd.log")
+            self.bus = SimBusServer(self.run_dir / "bus.sock", self.timeline)
+            reader_tty, host_tty, self._pty_close = pty_pair(self.run_dir)
+            self.reader_tty = reader_tty
+            self._start_host(host_tty)
+            self.card_slot = VirtualCardSlot(port=35963, state_dir=self.run_dir / "card-state",
+                                             assets_dir=self.assets_dir, on_apdu=self._on_apdu)
+            self.config_path = self._write_config()
+            if daemon:
+                self.start_daemon()
+        except BaseException:
+            self.close()  # never leave pcscd, the host thread or a half-started daemon behind
+            raise
         return self
 
     def _start_host(self, host_tty: str) -> None:
@@ -108,9 +112,14 @@ class SimRig:
             return self.profiles[name].as_patient() if name in self.profiles else None
 
         self.host = VirtualHost(host_tty, lookup_patient=lookup, ca_certificate=self.pki.ca_certificate,
-                                on_event=lambda kind, msg: self.timeline.add("host", kind, **msg),
+                                on_event=self._on_host_event,
                                 state_dir=self.run_dir / "host-state")
         self.host.start()
+
+    def _on_host_event(self, what: str, msg: dict[str, Any]) -> None:
+        """Host traffic onto the timeline; message fields go under ``data`` keys that cannot
+        collide with the timeline's own ``source``/``kind``."""
+        self.timeline.add("host", what, **{("msg_" + k if k in ("source", "kind") else k): v for k, v in msg.items()})
 
     def _write_config(self) -> Path:
         cfg = tomllib.loads(SIM_CONFIG.read_text(encoding="utf-8"))
