@@ -129,3 +129,58 @@ def test_visual_check_from_the_host_returns_to_auto(rig: SimRig):
     assert rig.wait_host("visit.result", after=mark).data["method"] == "visual"
     finish(rig, mark)
     rig.wait_screen("idle", after=mark, mode="auto")
+
+
+def test_card_without_pin_offers_face_and_staff_only(rig: SimRig):
+    mark = start(rig, "nopin")
+    e = rig.wait_screen("method_choice", after=mark, timeout=20)
+    assert "pin" not in e.data["params"]["choices"] and "proxy" not in e.data["params"]["choices"]
+    assert "staff" in e.data["params"]["choices"]
+    rig.press(10)
+    assert rig.wait_host("visit.aborted", after=mark).data["reason"] == "cancelled"
+    finish(rig, mark)
+
+
+def test_staff_password_on_the_reader_wrong_then_right(rig: SimRig):
+    mark = start(rig, "nopin")
+    e = rig.wait_screen("method_choice", after=mark, timeout=20)
+    choose(rig, e, "staff")
+    rig.wait_screen("visual_check", after=mark, stage="password", entered=0)
+    rig.type_digits("999999")
+    again = rig.wait_screen("visual_check", after=rig.mark() - 1, timeout=10, stage="password", entered=0)
+    rig.type_digits("246810")  # mynasim/mynad-sim.toml's staff password
+    rig.wait_screen("visual_check", after=mark, timeout=10, stage="confirm")
+    rig.press(12)
+    answer_consents(rig, mark)
+    result = rig.wait_host("visit.result", after=mark).data
+    assert result["method"] == "visual"
+    assert "246810" not in repr([x.data for x in rig.timeline.entries("host")])
+    assert all("246810" not in line for line in rig.log_lines)
+    assert again is not None
+    finish(rig, mark)
+    rig.wait_screen("idle", after=mark, mode="auto")
+
+
+def test_proxy_enters_the_pin(rig: SimRig):
+    mark = start(rig, "elder")
+    e = rig.wait_screen("method_choice", after=mark, timeout=20)
+    if "proxy" not in e.data["params"]["choices"]:
+        pytest.skip("proxy entry is switched off in this config")
+    choose(rig, e, "proxy")
+    pad = rig.wait_screen("pin_entry", after=mark)
+    assert pad.data["params"]["proxy"] is True
+    rig.type_digits(rig.profiles["elder"].pin)
+    answer_consents(rig, mark)
+    result = rig.wait_host("visit.result", after=mark).data
+    assert result["proxy"] is True
+    finish(rig, mark)
+
+
+def test_card_left_on_the_reader_is_noticed(rig: SimRig):
+    mark = start(rig, "taro")
+    pin_path(rig, mark, "taro")
+    answer_consents(rig, mark)
+    rig.wait_screen("remove_card", after=mark, timeout=20, reminder=True)
+    rig.timeline.wait_for(lambda x: x.source == "buzzer", timeout=30, after=mark, what="the buzzer")
+    rig.wait_host("reader.event", after=mark, msg_kind="card_left")
+    finish(rig, mark)

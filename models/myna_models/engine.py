@@ -1,0 +1,231 @@
+"""The face engine: YuNet detection + SFace embedding through onnxruntime, no OpenCV.
+
+One :class:`FaceEngine` holds one onnxruntime session per model for the life of the
+daemon. Models are verified against the manifest's sha256 at load; the verified bytes
+are what onnxruntime loads.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from myna_models.align import SIZE as CROP_SIZE
+from myna_models.align import align_face
+from myna_models.detect import YuNet, _as_bgr
+from myna_models.errors import FaceError, ModelError, NoFace, PhotoError
+from myna_models.manifest import Manifest, load_manifest, read_verified
+
+__all__ = ["Face", "FaceEngine", "load_image", "decode_card_photo", "default_models_dir",
+           "MAX_CARD_PHOTO_BYTES", "MAX_CARD_PHOTO_PIXELS"]
+
+MAX_CARD_PHOTO_BYTES = 1 << 20          # the chip photo is a few kB
+MAX_CARD_PHOTO_PIXELS = 1_000_000       # checked from the header, before any decoding
+SYSTEM_MODELS_DIR = Path("/var/lib/myna-reader/models")
+
+
+def default_models_dir() -> Path:
+    """$MYNA_MODELS_DIR, else the source tree's assets/models if present, else /var/lib/myna-reader/models."""
+    env = os.environ.get("MYNA_MODELS_DIR")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2] / "assets" / "models"
+    if repo.is_dir():
+        return repo
+    return SYSTEM_MODELS_DIR
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    box: tuple[float, float, float, float]   # x, y, w, h in frame pixels
+    landmarks: np.ndarray                     # (5, 2) float32: right eye, left eye, nose, right mouth, left mouth
+    score: float
+
+    @property
+    def area(self) -> float:
+        return max(self.box[2], 0.0) * max(self.box[3], 0.0)
+
+    def as_row(self) -> np.ndarray:
+        """OpenCV FaceDetectorYN's 15-float row (box, landmarks, score)."""
+        return np.concatenate([np.asarray(self.box, np.float32), self.landmarks.reshape(-1),
+                               np.asarray([self.score], np.float32)])
+
+
+class FaceEngine:
+    def __init__(self, models_dir: Path | str, manifest: Path | str | None = None, threads: int = 2,
+                 *, recognizer: str | None = None) -> None:
+        import onnxruntime as ort
+
+        self._ort = ort
+        self.models_dir = Path(models_dir)
+        self.manifest: Manifest = load_manifest(manifest)
+        self.threads = max(1, int(threads))
+
+        det = self.manifest.by_role("detector")[0]
+        rec = self._pick_recognizer(recognizer)
+        self.detector_file = det.file
+        self.recognizer = rec.file
+        self.threshold, self.threshold_calibrated = self.manifest.threshold_for(rec.file)
+        self.hashes = {det.file: det.sha256, rec.file: rec.sha256}
+
+        det_session = self._session(det.file, read_verified(self.models_dir, det), quant_fold=False)
+        self._rec = self._session(rec.file, read_verified(self.models_dir, rec), quant_fold=True)
+        try:
+            self._yunet = YuNet(det_session)
+        except ValueError as e:
+            raise ModelError(f"model file {self.models_dir / det.file} is not a usable detector: {e}") from None
+        inp, out = self._rec.get_inputs()[0], self._rec.get_outputs()[0]
+        if list(inp.shape[1:]) != [3, CROP_SIZE, CROP_SIZE] or out.shape[-1] != 128:
+            raise ModelError(f"model file {self.models_dir / rec.file} is not a usable recognizer "
+                             f"(input {inp.shape}, output {out.shape})")
+        self._rec_in, self._rec_out = inp.name, out.name
+        self._lock = threading.Lock()  # the detector's canvas is shared
+
+    # ------------------------------------------------------------ loading
+    def _pick_recognizer(self, wanted: str | None):
+        if wanted is not None:
+            return self.manifest.entry(wanted)  # ModelError if unknown
+        candidates = self.manifest.by_role("recognizer")
+        for e in candidates:
+            if (self.models_dir / e.file).exists():
+                return e
+        names = ", ".join(e.file for e in candidates)
+        raise ModelError(f"no face recognizer model in {self.models_dir} (expected one of: {names})")
+
+    def _session(self, name: str, data: bytes, quant_fold: bool):
+        ort = self._ort
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        # do not busy-wait between runs: the camera and the UI share the CPU
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if quant_fold:
+            # fold the blockwise DequantizeLinear weights once at load (48 -> 30 ms, same output; MODELS.md)
+            so.add_session_config_entry("session.disable_quant_qdq", "1")
+        try:
+            return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ModelError(f"model file {self.models_dir / name} does not load in onnxruntime: {e}") from None
+
+    # ------------------------------------------------------------ detection
+    def detect(self, bgr: np.ndarray, max_side: int = 640) -> list[Face]:
+        """Faces in a BGR frame, best score first."""
+        bgr = _as_bgr(bgr)
+        with self._lock:
+            boxes, kps, scores = self._yunet.detect(bgr, max_side=max_side)
+        faces = []
+        for b, k, s in zip(boxes, kps, scores):
+            lm = np.array(k, dtype=np.float32)
+            lm.setflags(write=False)
+            faces.append(Face(tuple(float(v) for v in b), lm, float(s)))
+        return faces
+
+    def align(self, bgr: np.ndarray, face: Face) -> np.ndarray:
+        """SFace's 112x112x3 uint8 BGR crop."""
+        try:
+            return align_face(_as_bgr(bgr), face.landmarks)
+        except (ValueError, np.linalg.LinAlgError) as e:
+            raise NoFace(f"face landmarks unusable for alignment ({e})") from None
+
+    # ------------------------------------------------------------ embedding
+    def embed_aligned(self, crop_bgr: np.ndarray) -> np.ndarray:
+        """(128,) float32, L2-normalised, from a 112x112 BGR crop."""
+        blob = np.ascontiguousarray(crop_bgr[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32)  # RGB, NCHW
+        v = self._rec.run([self._rec_out], {self._rec_in: blob})[0][0].astype(np.float32)
+        n = float(np.linalg.norm(v))
+        if not np.isfinite(n) or n == 0.0:
+            raise NoFace("the recognizer produced no usable embedding for this face")
+        return v / n
+
+    def embed_face(self, bgr: np.ndarray, face: Face) -> np.ndarray:
+        return self.embed_aligned(self.align(bgr, face))
+
+    def embed_image(self, bgr: np.ndarray) -> np.ndarray:
+        """Embedding of the largest face; NoFace if there is none."""
+        bgr = _as_bgr(bgr)
+        faces = self.detect(bgr)
+        if not faces:
+            raise NoFace("no face found in the image")
+        return self.embed_face(bgr, max(faces, key=lambda f: f.area))
+
+    def embed_card_photo(self, jp2: bytes) -> np.ndarray:
+        """Embedding of the card chip's JPEG 2000 photo (bounded decode; PhotoError / NoFace)."""
+        bgr = decode_card_photo(jp2)
+        try:
+            return self.embed_image(bgr)
+        except NoFace:
+            raise NoFace("no face found in the card photo") from None
+
+    @staticmethod
+    def score(a: np.ndarray, b: np.ndarray) -> float:
+        """Cosine similarity."""
+        a = np.asarray(a, dtype=np.float64).reshape(-1)
+        b = np.asarray(b, dtype=np.float64).reshape(-1)
+        if a.shape != b.shape:
+            raise ValueError(f"embeddings of different sizes: {a.shape} vs {b.shape}")
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        if na == 0 or nb == 0:
+            return 0.0
+        return float(np.dot(a, b) / (na * nb))
+
+    def matches(self, score: float) -> bool:
+        return score >= self.threshold
+
+
+# ---------------------------------------------------------------- images
+
+def _pil_to_bgr(img: Image.Image) -> np.ndarray:
+    rgb = np.asarray(img.convert("RGB"))
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def decode_card_photo(jp2: bytes) -> np.ndarray:
+    """The chip photo as BGR uint8. Size limits are checked from the header before anything is decoded."""
+    if not isinstance(jp2, (bytes, bytearray, memoryview)):
+        raise PhotoError(f"card photo must be bytes, not {type(jp2).__name__}")
+    n = len(jp2)
+    if n == 0:
+        raise PhotoError("card photo is empty")
+    if n > MAX_CARD_PHOTO_BYTES:
+        raise PhotoError(f"card photo is too large ({n} bytes, limit {MAX_CARD_PHOTO_BYTES})")
+    try:
+        img = Image.open(io.BytesIO(bytes(jp2)), formats=["JPEG2000"])
+    except Image.DecompressionBombError as e:
+        raise PhotoError(f"card photo rejected as a decompression bomb ({e})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error):
+        raise PhotoError("card photo is not a JPEG 2000 image") from None
+    with img:
+        w, h = img.size
+        if w <= 0 or h <= 0 or w * h > MAX_CARD_PHOTO_PIXELS:
+            raise PhotoError(f"card photo is too large ({w}x{h} pixels, limit {MAX_CARD_PHOTO_PIXELS})")
+        try:
+            img.load()
+            return _pil_to_bgr(img)
+        except Exception as e:  # decoder errors come in many types (OSError, ValueError, MemoryError, ...)
+            raise PhotoError(f"card photo cannot be decoded ({type(e).__name__})") from None
+
+
+def load_image(path) -> np.ndarray:
+    """Any image file -> BGR uint8 (EXIF orientation applied). FaceError if unreadable."""
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            return _pil_to_bgr(img)
+    except Image.DecompressionBombError:
+        raise FaceError(f"{path}: image is too large") from None
+    except FileNotFoundError:
+        raise FaceError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise FaceError(f"{path}: not an image") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise FaceError(f"{path}: image cannot be read ({e})") from None
