@@ -1,0 +1,143 @@
+"""A simulated RPi.GPIO for the keypad matrix, driven by hw-sim over the sim bus.
+
+``SimGPIO`` implements the subset of the RPi.GPIO module that
+``myna_drivers.keypad.MatrixKeypad`` uses, and models the keypad's wiring:
+pressing key ``pos`` connects row wire ``(pos-1)//3`` with column wire
+``(pos-1)%3``. Column inputs have pull-ups, so a column reads LOW exactly when
+it is connected (through pressed keys, possibly several, as in a real matrix
+without diodes, which is what makes ghost keys) to a row that is driven LOW.
+hw-sim publishes ``{"dev": "keypad", "pressed": [pos, ...]}`` with the keys
+held down now; the daemon's real MatrixKeypad scans this model unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterable
+
+# The constants RPi.GPIO uses (values as in RPi.GPIO 0.7).
+BCM = 11
+BOARD = 10
+OUT = 0
+IN = 1
+LOW = 0
+HIGH = 1
+PUD_OFF = 20
+PUD_DOWN = 21
+PUD_UP = 22
+
+
+class SimGPIO:
+    BCM, BOARD, OUT, IN, LOW, HIGH = BCM, BOARD, OUT, IN, LOW, HIGH
+    PUD_OFF, PUD_DOWN, PUD_UP = PUD_OFF, PUD_DOWN, PUD_UP
+
+    def __init__(self, bus_path: str, rows: Iterable[int], cols: Iterable[int]) -> None:
+        self.rows = tuple(rows)
+        self.cols = tuple(cols)
+        self.mode: int | None = None
+        self._lock = threading.Lock()
+        self._dir: dict[int, int] = {}
+        self._pull: dict[int, int] = {}
+        self._out: dict[int, int] = {}
+        self._pressed: frozenset[int] = frozenset()
+        self.cleaned: list[Any] = []
+        if bus_path:
+            from myna_drivers.simbus import SimBus
+
+            SimBus.shared(bus_path).subscribe("keypad", self.on_message)
+
+    # ------------------------------------------------------------ sim side
+
+    def on_message(self, msg: dict[str, Any]) -> None:
+        """Sim bus handler: ``{"pressed": [pos, ...]}`` is the set held down now."""
+        pressed = msg.get("pressed") or []
+        self.set_pressed(int(p) for p in pressed if isinstance(p, int) or str(p).isdigit())
+
+    def set_pressed(self, positions: Iterable[int]) -> None:
+        with self._lock:
+            self._pressed = frozenset(p for p in positions if 1 <= p <= 3 * len(self.rows))
+
+    # ------------------------------------------------------------ RPi.GPIO API
+
+    def setwarnings(self, flag: bool) -> None:
+        pass
+
+    def setmode(self, mode: int) -> None:
+        self.mode = mode
+
+    def getmode(self) -> int | None:
+        return self.mode
+
+    def setup(self, channel: int | Iterable[int], direction: int, pull_up_down: int = PUD_OFF,
+              initial: int | None = None) -> None:
+        if self.mode is None:
+            raise RuntimeError("Please set pin numbering mode using GPIO.setmode(GPIO.BOARD) or GPIO.setmode(GPIO.BCM)")
+        for ch in _channels(channel):
+            with self._lock:
+                self._dir[ch] = direction
+                self._pull[ch] = pull_up_down
+                if direction == OUT:
+                    self._out[ch] = HIGH if initial == HIGH else LOW
+                else:
+                    self._out.pop(ch, None)
+
+    def output(self, channel: int | Iterable[int], value: int | bool) -> None:
+        for ch in _channels(channel):
+            with self._lock:
+                if self._dir.get(ch) != OUT:
+                    raise RuntimeError(f"The GPIO channel {ch} has not been set up as an OUTPUT")
+                self._out[ch] = HIGH if value else LOW
+
+    def input(self, channel: int) -> int:
+        with self._lock:
+            if self._dir.get(channel) is None:
+                raise RuntimeError(f"You must setup() GPIO channel {channel} first")
+            if self._dir[channel] == OUT:
+                return self._out[channel]
+            return LOW if self._pulled_low(channel) else self._idle_level(channel)
+
+    def cleanup(self, channel: int | Iterable[int] | None = None) -> None:
+        with self._lock:
+            chans = list(self._dir) if channel is None else list(_channels(channel))
+            for ch in chans:
+                self._dir.pop(ch, None)
+                self._pull.pop(ch, None)
+                self._out.pop(ch, None)
+            self.cleaned.append(None if channel is None else tuple(chans))
+            if not self._dir:
+                self.mode = None
+
+    # ------------------------------------------------------------ wiring model
+
+    def _idle_level(self, pin: int) -> int:
+        return LOW if self._pull.get(pin) == PUD_DOWN else HIGH
+
+    def _pulled_low(self, pin: int) -> bool:
+        """Is ``pin`` connected, through pressed keys, to a row output driven LOW?"""
+        wires = {("c", i) for i, c in enumerate(self.cols) if c == pin} | \
+                {("r", i) for i, r in enumerate(self.rows) if r == pin}
+        if not wires:
+            return False
+        edges = [((p - 1) // 3, (p - 1) % 3) for p in self._pressed]
+        seen, todo = set(wires), list(wires)
+        while todo:
+            kind, i = todo.pop()
+            for r, c in edges:
+                if c >= len(self.cols) or r >= len(self.rows):
+                    continue
+                nxt = ("r", r) if (kind == "c" and c == i) else ("c", c) if (kind == "r" and r == i) else None
+                if nxt is not None and nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        for kind, i in seen:
+            if kind == "r":
+                pin_r = self.rows[i]
+                if self._dir.get(pin_r) == OUT and self._out.get(pin_r) == LOW:
+                    return True
+        return False
+
+
+def _channels(channel: int | Iterable[int]) -> Iterable[int]:
+    if isinstance(channel, (list, tuple, set, frozenset)):
+        return list(channel)
+    return [channel]  # type: ignore[list-item]
