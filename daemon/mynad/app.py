@@ -123,6 +123,8 @@ class App:
         await self.control.stop()
         if self.keypad is not None:
             self.keypad.close()
+        if getattr(self, "indicators", None) is not None:
+            self.indicators.close()
         await self.card.stop()
         await self.face.close()
         await self.host.stop()

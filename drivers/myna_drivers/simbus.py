@@ -100,6 +100,8 @@ class SimBus:
             self.send("hello", pid=_pid())
             try:
                 self._read(sock)
+            except OSError:
+                pass  # hw-sim reset the socket: reconnect like a cable plugged back in
             finally:
                 self._connected.clear()
                 with self._send_lock:

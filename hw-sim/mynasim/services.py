@@ -50,7 +50,8 @@ class Pcscd:
             except OSError:
                 pass
         out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen([exe, "--foreground", "--apdu"], stdout=out, stderr=out)
+        # never --apdu: it would log VERIFY commands, i.e. PINs, to this file
+        self.proc = subprocess.Popen([exe, "--foreground"], stdout=out, stderr=out)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(r.startswith("Virtual PCD") for r in _readers()):

@@ -79,7 +79,7 @@ def pcscd():
             PCSCD_SOCKET.unlink()  # stale socket of a killed pcscd
         except OSError:
             pass
-    proc = subprocess.Popen([exe, "--foreground", "--apdu"], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([exe, "--foreground"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
