@@ -27,19 +27,19 @@ def run_demo(run_dir: Path, profile: str = "taro", echo: bool = True) -> int:
         rig.press(choices.index("pin") + 1)
         rig.wait_screen("pin_entry", after=mark)
         print("mynasim demo: patient types the PIN on the shuffled pad", flush=True)
+        seen = rig.mark()
         rig.type_digits(prof.pin)
         while True:
             e = rig.timeline.wait_for(
                 lambda e: e.source == "display" and e.data.get("screen") in ("consent", "done", "consent_carryover",
-                                                                             "host_error", "card_error"),
-                timeout=20, after=rig.mark() - 1, what="a consent or the completion screen")
+                                                                             "host_error", "card_error", "cancelled"),
+                timeout=20, after=seen, what="a consent or the completion screen")
+            seen = rig.timeline.entries().index(e) + 1
             screen = e.data["screen"]
             if screen in ("consent", "consent_carryover"):
-                mark2 = rig.mark()
+                item = (e.data.get("params") or {}).get("item", "previous answers")
+                print(f"mynasim demo: patient agrees ({item})", flush=True)
                 rig.press(12)
-                rig.timeline.wait_for(lambda x: x.source == "display" and x.data.get("screen") != screen
-                                      or (x.source == "display" and x.data.get("params") != e.data.get("params")),
-                                      timeout=10, after=mark2, what="the next screen")
                 continue
             if screen != "done":
                 raise SystemExit(f"mynasim demo: the visit failed on screen {screen}: {e.data}")
