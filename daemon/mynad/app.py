@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import signal
 import uuid
@@ -259,17 +260,21 @@ class App:
             self.face.forget()
             if self.flow.visit is not None:
                 self.host.forget(self.flow.visit.visit_id)
-            self._card_face_code = None
+            # _card_face_code is not cleared here: it belongs to the card lying on the reader
+            # (the card-face reader clears it when the card leaves), and a late removal
+            # event must not erase the code of the next card already placed.
 
     async def _read_card(self) -> None:
         result = await self.card.read(self._reader or "")
+        code = self._card_face_code
+        if isinstance(result, ev.CardRead) and not (self.face.enabled and code):
+            # no face models or no 照合番号B: 顔認証 is not offered at all (never shown, then withdrawn)
+            if self.face.enabled:
+                log.info("face authentication not offered: the card face could not be read")
+            result = dataclasses.replace(result, photo=False)
         self.post(result)
-        if isinstance(result, ev.CardRead) and self.face.enabled:
-            code = self._card_face_code
-            if code:
-                self.face.prepare(lambda: self.card.face_photo(code))
-            else:
-                self.post(ev.FaceUnavailable("the card face cannot be read on this reader"))
+        if isinstance(result, ev.CardRead) and result.photo and code:
+            self.face.prepare(lambda: self.card.face_photo(code))
 
     async def _verify(self, pin: PinBuffer) -> None:
         self.post(await self.card.verify_pin(pin))

@@ -118,8 +118,11 @@ def test_face_keeps_failing_then_offers_pin_or_staff():
 
 def test_unreadable_card_photo_steers_to_pin(d: Driver):
     d.insert()
+    shown = d.screen
     d.send(ev.FaceUnavailable("no face in the card photo"))
-    assert "face" not in d.screen.params["choices"]
+    assert d.screen == shown  # keys never move under the patient's finger
+    d.choose("face")
+    assert d.screen.id == "face_failed" and "pin" in d.screen.params["choices"]
 
 
 # §4b PIN

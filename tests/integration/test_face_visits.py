@@ -44,13 +44,14 @@ def finish(rig: SimRig, mark: int) -> None:
 
 def test_card_holder_passes_face_authentication(rig: SimRig):
     mark = start_face(rig, "taro", live_photo(rig, "taro"))
-    rig.wait_screen("consent", timeout=40, after=mark)
+    rig.timeline.wait_for(lambda x: x.source == "display" and x.data.get("screen") in ("consent", "consent_carryover"),
+                          timeout=40, after=mark, what="the consents")
     auth = rig.wait_host("visit.authenticated", after=mark).data
     assert auth["method"] == "face" and auth["face_score"] is not None
     while True:
         m = rig.mark()
         rig.press(12)
-        e = rig.timeline.wait_for(lambda x: x.source == "display" and x.data.get("screen") in ("consent", "done"),
+        e = rig.timeline.wait_for(lambda x: x.source == "display" and x.data.get("screen") in ("consent", "consent_carryover", "done"),
                                   timeout=10, after=m, what="next consent or done")
         if e.data["screen"] == "done":
             break

@@ -71,7 +71,7 @@ def test_locked_pin_is_steered_to_face_or_staff_and_never_verified(rig: SimRig):
     rig.press(10)
     rig.wait_host("visit.aborted", after=mark)
     verifies = [a for a in rig.timeline.entries("card", "apdu")[:]
-                if a.data["c"].startswith("00 20 00 80") and a.data["lc"] > 0]
+                if a.data["c"].startswith("00 20 00 80") and a.data["lc"] == 4]  # PIN VERIFY, not 照合番号B (14)
     assert not [v for v in verifies if v.t >= rig.timeline.entries()[mark].t]
     finish(rig, mark)
 

@@ -24,13 +24,15 @@ def pin_visit_until(rig: SimRig, profile: str, stop_at: str | None = None) -> in
     if stop_at == "pin_entry":
         return mark
     rig.type_digits(rig.profiles[profile].pin)
-    rig.wait_screen("consent", after=mark, timeout=20)
+    consents = ("consent", "consent_carryover")  # carry-over: this card visited this clinic before
+    rig.timeline.wait_for(lambda x: x.source == "display" and x.data.get("screen") in consents,
+                          timeout=20, after=mark, what="the consents")
     if stop_at == "consent":
         return mark
     while True:
         m = rig.mark()
         rig.press(12)
-        e = rig.timeline.wait_for(lambda x: x.source == "display" and x.data.get("screen") in ("consent", "done"),
+        e = rig.timeline.wait_for(lambda x: x.source == "display" and x.data.get("screen") in consents + ("done",),
                                   timeout=10, after=m, what="next consent or done")
         if e.data["screen"] == "done":
             break

@@ -104,6 +104,7 @@ class Visit:
     face_score: float | None = None
     method: str | None = None
     proxy: bool = False
+    choices: tuple[str, ...] = ()  # the method choices as shown: keys never shift under a finger
     last_try_confirmed: bool = False
     layout: tuple[str, ...] = ()
     entered: int = 0
@@ -367,7 +368,8 @@ class ReceptionFlow:
         if v.staff_from_host:
             self._staff_confirm()
             return
-        self._show("method_choice", choices=tuple(self._choices()))
+        v.choices = tuple(self._choices())
+        self._show("method_choice", choices=v.choices)
         self._enter("method")
 
     def _choice(self, event: Event, choices: list[str]) -> str | None:
@@ -379,13 +381,16 @@ class ReceptionFlow:
 
     def _on_method(self, event: Event) -> None:
         if isinstance(event, FaceUnavailable):
+            # The screen stays as it is: redrawing would move the keys under the patient's
+            # finger. Choosing 顔認証 now leads to the face-failed screen (PIN or staff).
             self._face_unavailable(event)
-            self._show("method_choice", choices=tuple(self._choices()))
             return
         if isinstance(event, KeyPressed) and event.pos == NEG:
             self._cancel("user")
             return
-        self._go(self._choice(event, self._choices()))
+        v = self.visit
+        assert v is not None
+        self._go(self._choice(event, list(v.choices or self._choices())))
 
     def _go(self, choice: str | None) -> None:
         v = self.visit
