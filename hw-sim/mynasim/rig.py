@@ -266,7 +266,7 @@ class SimRig:
 
     def show_face(self, source: str | Path | None, behaviour: str = "live", **extra: Any) -> None:
         scene = {"source": str(source) if source else None, "behaviour": behaviour, **extra}
-        self.timeline.add("camera", "scene", **scene)
+        self.timeline.add("camera", "scene", **{("photo" if k == "source" else k): v for k, v in scene.items()})
         self.bus.publish("camera", scene=scene)
 
     def photo_of(self, profile: str) -> Path:
