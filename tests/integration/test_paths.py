@@ -184,3 +184,43 @@ def test_card_left_on_the_reader_is_noticed(rig: SimRig):
     rig.timeline.wait_for(lambda x: x.source == "buzzer", timeout=30, after=mark, what="the buzzer")
     rig.wait_host("reader.event", after=mark, msg_kind="card_left")
     finish(rig, mark)
+
+
+def test_three_wrong_pins_lock_the_card_and_the_screens_say_so(rig: SimRig):
+    """hanako's card: 2 wrong tries (back-off each), the last-try warning, the 3rd locks.
+
+    A fresh card state is made for hanako first, as test_pin_with_one_wrong_try spent a try
+    that the right PIN then restored.
+    """
+    mark = start(rig, "hanako")
+    wrong = "0000" if rig.profiles["hanako"].pin != "0000" else "1111"
+    pin_path(rig, mark, "hanako", pin=wrong)
+    rig.wait_screen("pin_backoff", after=mark)
+    m = rig.mark()
+    rig.wait_screen("pin_entry", after=m, timeout=10, tries_left=2, wrong=True)
+    m = rig.mark()
+    rig.type_digits(wrong)
+    rig.wait_screen("pin_backoff", after=m)
+    rig.wait_screen("pin_last_try", after=m, timeout=10)  # a wrong PIN now locks: confirm first
+    rig.press(12)
+    rig.wait_screen("pin_entry", after=m, timeout=10, tries_left=1)
+    m = rig.mark()
+    rig.type_digits(wrong)
+    locked = rig.wait_screen("pin_locked", after=m, timeout=10)
+    assert "pin" not in locked.data["params"]["choices"]
+    t0 = rig.timeline.entries()[mark].t
+    verifies = [a for a in rig.timeline.entries("card", "apdu")
+                if a.t >= t0 and a.data["c"].startswith("00 20 00 80") and a.data["lc"] == 4]
+    assert [v.data["sw"] for v in verifies] == ["63c2", "63c1", "63c0"]
+    rig.press(10)
+    rig.wait_host("visit.aborted", after=mark)
+    finish(rig, mark)
+    # the lock survives removal: next time the card is steered away from the PIN
+    mark = start(rig, "hanako")
+    e = rig.wait_screen("method_choice", after=mark, timeout=20)
+    choose(rig, e, "pin")
+    rig.wait_screen("pin_locked", after=mark)
+    rig.press(10)
+    finish(rig, mark)
+    assert not [a for a in rig.timeline.entries("card", "apdu")
+                if a.t >= rig.timeline.entries()[mark].t and a.data["c"].startswith("00 20 00 80") and a.data["lc"] == 4]
