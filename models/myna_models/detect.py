@@ -1,8 +1,10 @@
 """YuNet (face_detection_yunet_2023mar.onnx) through onnxruntime, decoded in numpy.
 
-The network has a static 1x3x640x640 input (BGR, raw 0-255, NCHW). The frame is
-put top-left on a black 640x640 canvas, downscaled first if it is larger (never
-upscaled: see MODELS.md), and the decoded coordinates are divided by the scale.
+The session runs :func:`myna_models.graphs.detector_graph`'s form of the model: a uint8
+BGR frame of any size whose sides are multiples of 32. A frame is padded with black at
+the right and bottom up to the next multiple (a 640x480 camera frame needs none), like
+OpenCV's ``FaceDetectorYN``; larger stills are first downscaled to ``max_side`` (never
+upscaled: see MODELS.md). Decoded coordinates are mapped back to the caller's frame.
 """
 
 from __future__ import annotations
@@ -10,59 +12,54 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-INPUT_SIZE = 640
+from myna_models.graphs import DETECTOR_INPUT, STRIDE_ALIGN
+
+MAX_SIDE = 640
 STRIDES = (8, 16, 32)
 SCORE_THRESHOLD = 0.6
 NMS_IOU = 0.3
 TOP_K = 50
 
 
-def _grid(stride: int) -> tuple[np.ndarray, np.ndarray]:
-    n = INPUT_SIZE // stride
-    rows, cols = np.divmod(np.arange(n * n, dtype=np.float32), n)
-    return cols, rows
-
-
 class YuNet:
-    """One detector session plus a preallocated input canvas. Not thread-safe (one canvas)."""
+    """One detector session. Keeps no per-frame state, so threads may share it."""
 
     def __init__(self, session) -> None:
         self.session = session
-        self.input_name = session.get_inputs()[0].name
-        shape = session.get_inputs()[0].shape
-        if list(shape[2:]) != [INPUT_SIZE, INPUT_SIZE]:
-            raise ValueError(f"detector input is {shape}, expected [1, 3, {INPUT_SIZE}, {INPUT_SIZE}]")
+        inp = session.get_inputs()[0]
+        if inp.name != DETECTOR_INPUT or len(inp.shape) != 4 or inp.shape[3] != 3:
+            raise ValueError(f"detector input is {inp.name} {inp.shape}, expected {DETECTOR_INPUT} [1, h, w, 3]")
         self.output_names = [f"{kind}_{s}" for s in STRIDES for kind in ("cls", "obj", "bbox", "kps")]
-        self.canvas = np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
-        self._used = (0, 0)  # h, w of the region written last time (the rest is still black)
-        self.grids = {s: _grid(s) for s in STRIDES}
+        self._grids: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    def _fill(self, bgr: np.ndarray) -> None:
-        h, w = bgr.shape[:2]
-        uh, uw = self._used
-        # clear only what the previous frame wrote outside the new frame
-        if uh > h:
-            self.canvas[0, :, h:uh, :uw] = 0.0
-        if uw > w:
-            self.canvas[0, :, :min(uh, h), w:uw] = 0.0
-        self.canvas[0, :, :h, :w] = bgr.transpose(2, 0, 1)
-        self._used = (h, w)
+    def _grid(self, stride: int, cols: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Anchor columns and rows, row-major, for one stride of one input size (cached: sizes repeat)."""
+        key = (stride, cols, rows)
+        g = self._grids.get(key)
+        if g is None:
+            r, c = np.divmod(np.arange(rows * cols, dtype=np.float32), cols)
+            g = self._grids[key] = (c, r)
+        return g
 
-    def detect(self, bgr: np.ndarray, max_side: int = INPUT_SIZE, score_threshold: float = SCORE_THRESHOLD,
+    def detect(self, bgr: np.ndarray, max_side: int = MAX_SIDE, score_threshold: float = SCORE_THRESHOLD,
                nms_iou: float = NMS_IOU, top_k: int = TOP_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return (boxes (N,4) x,y,w,h; landmarks (N,5,2); scores (N,)) in frame pixels, best score first."""
         bgr = _as_bgr(bgr)
         h, w = bgr.shape[:2]
-        limit = min(int(max_side), INPUT_SIZE)
-        scale = min(1.0, limit / max(h, w))
+        scale = min(1.0, int(max_side) / max(h, w))
         if scale < 1.0:
             nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
             small = np.asarray(Image.fromarray(bgr).resize((nw, nh), Image.BILINEAR))
             sx, sy = nw / w, nh / h
         else:
             small, sx, sy = bgr, 1.0, 1.0
-        self._fill(small)
-        outs = self.session.run(self.output_names, {self.input_name: self.canvas})
+        sh, sw = small.shape[:2]
+        ph, pw = -(-sh // STRIDE_ALIGN) * STRIDE_ALIGN, -(-sw // STRIDE_ALIGN) * STRIDE_ALIGN
+        if (ph, pw) != (sh, sw):
+            padded = np.zeros((ph, pw, 3), np.uint8)
+            padded[:sh, :sw] = small
+            small = padded
+        outs = self.session.run(self.output_names, {DETECTOR_INPUT: small[None]})
 
         boxes, kps, scores = [], [], []
         for i, s in enumerate(STRIDES):
@@ -71,7 +68,7 @@ class YuNet:
             keep = np.nonzero(score >= score_threshold)[0]
             if keep.size == 0:
                 continue
-            cols, rows = self.grids[s]
+            cols, rows = self._grid(s, pw // s, ph // s)
             c, r = cols[keep], rows[keep]
             b = bbox[keep]
             cx, cy = (c + b[:, 0]) * s, (r + b[:, 1]) * s
@@ -87,10 +84,11 @@ class YuNet:
         scores_a = np.concatenate(scores).astype(np.float32)
         keep = nms(boxes_a, scores_a, nms_iou)[:top_k]
         boxes_a, kps_a, scores_a = boxes_a[keep], kps_a[keep], scores_a[keep]
-        boxes_a[:, [0, 2]] /= sx
-        boxes_a[:, [1, 3]] /= sy
-        kps_a[:, :, 0] /= sx
-        kps_a[:, :, 1] /= sy
+        if scale < 1.0:
+            boxes_a[:, [0, 2]] /= sx
+            boxes_a[:, [1, 3]] /= sy
+            kps_a[:, :, 0] /= sx
+            kps_a[:, :, 1] /= sy
         return boxes_a, kps_a, scores_a
 
 

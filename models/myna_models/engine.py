@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +18,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from myna_models.align import SIZE as CROP_SIZE
 from myna_models.align import align_face
-from myna_models.detect import YuNet, _as_bgr
+from myna_models.detect import MAX_SIDE, YuNet, _as_bgr
 from myna_models.errors import FaceError, ModelError, NoFace, PhotoError
+from myna_models.graphs import detector_graph, recognizer_graph
 from myna_models.manifest import Manifest, load_manifest, read_verified
 
 __all__ = ["Face", "FaceEngine", "load_image", "decode_card_photo", "default_models_dir",
@@ -75,8 +75,9 @@ class FaceEngine:
         self.threshold, self.threshold_calibrated = self.manifest.threshold_for(rec.file)
         self.hashes = {det.file: det.sha256, rec.file: rec.sha256}
 
-        det_session = self._session(det.file, read_verified(self.models_dir, det), quant_fold=False)
-        self._rec = self._session(rec.file, read_verified(self.models_dir, rec), quant_fold=True)
+        # hash first, then derive the graphs we run from exactly those bytes (graphs.py says why)
+        det_session = self._session(det.file, detector_graph(read_verified(self.models_dir, det)))
+        self._rec = self._session(rec.file, recognizer_graph(read_verified(self.models_dir, rec)))
         try:
             self._yunet = YuNet(det_session)
         except ValueError as e:
@@ -86,7 +87,6 @@ class FaceEngine:
             raise ModelError(f"model file {self.models_dir / rec.file} is not a usable recognizer "
                              f"(input {inp.shape}, output {out.shape})")
         self._rec_in, self._rec_out = inp.name, out.name
-        self._lock = threading.Lock()  # the detector's canvas is shared
 
     # ------------------------------------------------------------ loading
     def _pick_recognizer(self, wanted: str | None):
@@ -99,36 +99,19 @@ class FaceEngine:
         names = ", ".join(e.file for e in candidates)
         raise ModelError(f"no face recognizer model in {self.models_dir} (expected one of: {names})")
 
-    def _session(self, name: str, data: bytes, quant_fold: bool):
+    def _session(self, name: str, data: bytes):
         ort = self._ort
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        # do not busy-wait between runs: the camera and the UI share the CPU
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if quant_fold:
-            # fold the blockwise DequantizeLinear weights once at load (48 -> 30 ms, same output; MODELS.md)
-            so.add_session_config_entry("session.disable_quant_qdq", "1")
         try:
-            return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(data, sess_options=session_options(self.threads),
+                                        providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelError(f"model file {self.models_dir / name} does not load in onnxruntime: {e}") from None
 
     # ------------------------------------------------------------ detection
-    def detect(self, bgr: np.ndarray, max_side: int = 640) -> list[Face]:
+    def detect(self, bgr: np.ndarray, max_side: int = MAX_SIDE) -> list[Face]:
         """Faces in a BGR frame, best score first."""
-        bgr = _as_bgr(bgr)
-        with self._lock:
-            boxes, kps, scores = self._yunet.detect(bgr, max_side=max_side)
-        faces = []
-        for b, k, s in zip(boxes, kps, scores):
-            lm = np.array(k, dtype=np.float32)
-            lm.setflags(write=False)
-            faces.append(Face(tuple(float(v) for v in b), lm, float(s)))
-        return faces
+        boxes, kps, scores = self._yunet.detect(bgr, max_side=max_side)
+        return _faces(boxes, kps, scores)
 
     def align(self, bgr: np.ndarray, face: Face) -> np.ndarray:
         """SFace's 112x112x3 uint8 BGR crop."""
@@ -180,6 +163,33 @@ class FaceEngine:
 
     def matches(self, score: float) -> bool:
         return score >= self.threshold
+
+
+def session_options(threads: int):
+    """onnxruntime options for both models (bench/face_bench.py measures the same ones)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads = max(1, int(threads))
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    # do not busy-wait between runs: the camera and the UI share the CPU
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # fold SFace's blockwise DequantizeLinear weights once at load instead of on every run
+    # (48 -> 30 ms, same output; MODELS.md); a graph without them is not affected
+    so.add_session_config_entry("session.disable_quant_qdq", "1")
+    return so
+
+
+def _faces(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray) -> list[Face]:
+    faces = []
+    for b, k, s in zip(boxes, kps, scores):
+        lm = np.array(k, dtype=np.float32)
+        lm.setflags(write=False)
+        faces.append(Face(tuple(float(v) for v in b), lm, float(s)))
+    return faces
 
 
 # ---------------------------------------------------------------- images

@@ -3,8 +3,10 @@
 ``FaceVerification.feed(bgr, t)`` is called for every camera frame on the face worker
 thread (daemon/mynad/shell/faceio.py). Per frame:
 
-1. detect faces (at DETECT_MAX_SIDE, every frame: YuNet costs ~10 ms at that size and
-   skipping frames would make the liveness landmarks coarser);
+1. detect faces in the whole frame at its own resolution, every frame (YuNet runs at the
+   frame's size, ~7 ms for 640x480 here; bench/face_bench.py --explore measures why neither
+   a smaller detection size nor tracking a region around the last face is used: both move
+   the landmarks by pixels for little time saved at this framing);
 2. quality gate (:mod:`myna_models.quality`): a bad frame only produces a hint;
 3. liveness (:mod:`myna_models.liveness`, when enabled) from the landmarks;
 4. good frontal frames are embedded and scored against the card photo's embedding;
@@ -30,10 +32,6 @@ from myna_models import quality
 from myna_models.errors import FaceError
 from myna_models.liveness import HeadTurnLiveness, yaw_proxy
 
-# Detection resolution: the camera's 640x480 is detected at 480 px on the long side
-# (~30% fewer pixels than 640): the too_far gate (32 px between the eyes) keeps faces
-# at ≥ 24 px in the detector's input, well within YuNet's range.
-DETECT_MAX_SIDE = 480
 # Without liveness, frames this far from frontal are not used for matching (SFace
 # scores of the same person fall at larger yaw).
 MAX_MATCH_YAW = 0.15
@@ -81,7 +79,7 @@ class FaceVerification:
         if t - self.clock_start > self.time_limit_s:
             return self._timeout()
 
-        faces = self.engine.detect(bgr, max_side=DETECT_MAX_SIDE)
+        faces = self.engine.detect(bgr)
         if faces:
             self.faces_seen += 1
         hint = quality.assess(bgr.shape, faces, bgr)
