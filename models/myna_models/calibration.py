@@ -102,7 +102,7 @@ def embed_folder(engine: FaceEngine, folder: Path, labels: list[tuple[str, str]]
 
 def _embed_timed(engine: FaceEngine, bgr: np.ndarray, t: dict, key: str) -> np.ndarray:
     t0 = time.perf_counter()
-    faces = engine.detect(bgr)
+    faces = engine.detect_still(bgr)
     t1 = time.perf_counter()
     if not faces:
         raise FaceError("no face found")

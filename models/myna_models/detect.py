@@ -4,7 +4,9 @@ The session runs :func:`myna_models.graphs.detector_graph`'s form of the model: 
 BGR frame of any size whose sides are multiples of 32. A frame is padded with black at
 the right and bottom up to the next multiple (a 640x480 camera frame needs none), like
 OpenCV's ``FaceDetectorYN``; larger stills are first downscaled to ``max_side`` (never
-upscaled: see MODELS.md). Decoded coordinates are mapped back to the caller's frame.
+upscaled: see MODELS.md). ``canvas`` pads a small image further, onto a black square of
+that side (the 640x640 input the model file ships with). Decoded coordinates are mapped
+back to the caller's frame.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class YuNet:
             g = self._grids[key] = (c, r)
         return g
 
-    def detect(self, bgr: np.ndarray, max_side: int = MAX_SIDE, score_threshold: float = SCORE_THRESHOLD,
+    def detect(self, bgr: np.ndarray, max_side: int = MAX_SIDE, canvas: int = 0, score_threshold: float = SCORE_THRESHOLD,
                nms_iou: float = NMS_IOU, top_k: int = TOP_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return (boxes (N,4) x,y,w,h; landmarks (N,5,2); scores (N,)) in frame pixels, best score first."""
         bgr = _as_bgr(bgr)
@@ -54,7 +56,8 @@ class YuNet:
         else:
             small, sx, sy = bgr, 1.0, 1.0
         sh, sw = small.shape[:2]
-        ph, pw = -(-sh // STRIDE_ALIGN) * STRIDE_ALIGN, -(-sw // STRIDE_ALIGN) * STRIDE_ALIGN
+        ph = max(-(-sh // STRIDE_ALIGN), -(-int(canvas) // STRIDE_ALIGN)) * STRIDE_ALIGN
+        pw = max(-(-sw // STRIDE_ALIGN), -(-int(canvas) // STRIDE_ALIGN)) * STRIDE_ALIGN
         if (ph, pw) != (sh, sw):
             padded = np.zeros((ph, pw, 3), np.uint8)
             padded[:sh, :sw] = small

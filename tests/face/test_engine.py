@@ -24,7 +24,7 @@ def _card_form(engine, bgr) -> bytes:
     """What the chip holds: an ID-style portrait of the face, through encode_card_photo."""
     from myna_models.calibration import portrait_crop
 
-    face = max(engine.detect(bgr), key=lambda f: f.area)
+    face = max(engine.detect_still(bgr), key=lambda f: f.area)
     rgb = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
     return encode_card_photo(portrait_crop(rgb, face.box))
 
