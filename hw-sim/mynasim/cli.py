@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="run one scripted patient visit through the real daemon")
     p.add_argument("--out", default="out/demo", help="run folder (screens, timeline, logs)")
     p.add_argument("--profile", default="taro")
+    p.add_argument("--method", choices=("pin", "face"), default="pin", help="how the patient proves who they are")
+    p.add_argument("--camera", choices=("holder", "other", "photo"), default="holder",
+                   help="with --method face: who is in front of the camera (other/photo must be refused)")
     p.add_argument("--quiet", action="store_true", help="do not echo the daemon's log")
     p = sub.add_parser("gallery", help="render every screen state to PNG plus an HTML index")
     p.add_argument("--out", default="out/gallery")
@@ -33,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "demo":
         from mynasim.demo import run_demo
 
-        return run_demo(Path(args.out), profile=args.profile, echo=not args.quiet)
+        return run_demo(Path(args.out), profile=args.profile, echo=not args.quiet, method=args.method,
+                        camera=args.camera)
     if args.cmd == "gallery":
         from mynasim.gallery import build_gallery
 
