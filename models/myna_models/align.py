@@ -64,10 +64,9 @@ def warp_affine(img: np.ndarray, m: np.ndarray, size: tuple[int, int] = (SIZE, S
     sy = inv_a[1, 0] * xs + inv_a[1, 1] * ys + inv_t[1]
     h, w = img.shape[:2]
     # a tap at -2 or -1 (w or w+1) is outside: clipping there keeps both taps outside, i.e. zero
-    x0 = np.clip(np.floor(sx), -2, w).astype(np.int64)
-    y0 = np.clip(np.floor(sy), -2, h).astype(np.int64)
-    fx = np.clip(sx, -2, w) - x0
-    fy = np.clip(sy, -2, h) - y0
+    sx, sy = np.clip(sx, -2, w), np.clip(sy, -2, h)
+    x0, y0 = np.floor(sx).astype(np.int64), np.floor(sy).astype(np.int64)
+    fx, fy = sx - x0, sy - y0
     bx0, by0 = int(x0.min()), int(y0.min())
     bx1, by1 = int(x0.max()) + 2, int(y0.max()) + 2
     src = img if img.ndim == 3 else img[:, :, None]

@@ -56,8 +56,7 @@ class YuNet:
         else:
             small, sx, sy = bgr, 1.0, 1.0
         sh, sw = small.shape[:2]
-        ph = max(-(-sh // STRIDE_ALIGN), -(-int(canvas) // STRIDE_ALIGN)) * STRIDE_ALIGN
-        pw = max(-(-sw // STRIDE_ALIGN), -(-int(canvas) // STRIDE_ALIGN)) * STRIDE_ALIGN
+        ph, pw = _stride_up(max(sh, int(canvas))), _stride_up(max(sw, int(canvas)))
         if (ph, pw) != (sh, sw):
             padded = np.zeros((ph, pw, 3), np.uint8)
             padded[:sh, :sw] = small
@@ -93,6 +92,11 @@ class YuNet:
             kps_a[:, :, 0] /= sx
             kps_a[:, :, 1] /= sy
         return boxes_a, kps_a, scores_a
+
+
+def _stride_up(n: int) -> int:
+    """n rounded up to the detector's largest stride."""
+    return -(-n // STRIDE_ALIGN) * STRIDE_ALIGN
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:

@@ -9,8 +9,7 @@ against OpenCV's own runtime, and by ``bench/face_bench.py`` on every run):
 * :func:`detector_graph`: YuNet ships with a static 1x3x640x640 input. Its convolutions,
   reshapes (``[1, -1, C]``) and upsampling (scale 2) do not depend on that size, so the
   height and width are made free: a 640x480 camera frame runs at 640x480 (25 % fewer pixels
-  than the black 640 canvas it needed before), a 180x240 card photo at 192x256, and a region
-  around a tracked face at its own size. The graph also takes the camera's uint8 HxWx3 BGR
+  than the black 640 canvas it needed before). The graph also takes the camera's uint8 HxWx3 BGR
   frame as it is (Cast + Transpose inside onnxruntime), which saves a float copy per frame.
   This is what OpenCV's ``FaceDetectorYN`` does by reshaping its network to the input size.
 
