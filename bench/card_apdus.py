@@ -66,12 +66,12 @@ def pin(digits: str) -> PinBuffer:
 
 
 def connect():
-    from myna_drivers.pcsc import PcscTransport
+    from mynad.card.channel import CardChannel
 
     deadline = time.monotonic() + 5
     while True:
         try:
-            return PcscTransport.connect(READER, timeout=5.0)
+            return CardChannel.connect_pcsc(READER, timeout=5.0)
         except Exception:
             if time.monotonic() > deadline:
                 raise

@@ -23,6 +23,7 @@ from mynad.core.flow import ReceptionFlow
 from mynad.core.secret import PinBuffer
 from mynad.shell.cardio import CardIO
 from mynad.shell.describe import describe_action, describe_event
+from mynad.shell.cardfaceio import CardFaceIO, CodeB
 from mynad.shell.faceio import FaceIO
 from mynad.shell.hostio import HostIO, cons_time
 from mynad.shell.pinentry import PinEntry
@@ -39,63 +40,49 @@ class StartupError(Exception):
     """
 
 
-def _opening(part: str, fn, *args):
+def _opening(part: str, fn, *args, **kwargs):
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except StartupError:
         raise
     except Exception as e:
         text = getattr(e, "message", None) or str(e) or type(e).__name__
+        if getattr(e, "part", None):  # the error names its part already (myna_drivers.devices.DeviceError)
+            raise StartupError(text) from e
         raise StartupError(f"{part}: {text}") from e
 
 
 class App:
-    def __init__(self, cfg: DaemonConfig) -> None:
+    def __init__(self, cfg: DaemonConfig, *, simulator: bool = False) -> None:
         self.cfg = cfg
+        self.simulator = simulator  # simulated device backends are allowed only then
         self.flow = ReceptionFlow(cfg.flow)
         self.pin = PinEntry()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._stopping = asyncio.Event()
         self._reader: str | None = None
-        self._card_face_code: str | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._code_b: CodeB | None = None
+        self.devices = None
 
     # ------------------------------------------------------------ lifecycle
 
     async def run(self) -> int:
         self.loop = asyncio.get_running_loop()
-        cfg = self.cfg
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._stopping.set)
-
-        self.keypad = None
-        self.screen = ScreenIO(cfg.display, cfg.sim, self.loop)
-        _opening("display", self.screen.open)
-        self.face = FaceIO(cfg.face, cfg.camera, cfg.sim, self.post, self.loop)
-        _opening("face models", self.face.load)
-        self.host = HostIO(cfg.host, cfg.reader, self.post)
         try:
-            await self.host.start()
-        except Exception as e:
-            raise StartupError(f"host link: {getattr(e, 'message', None) or e}") from e
-        self.card = CardIO(cfg.card, self.post, self.loop, self._on_reader_event)
-        _opening("keypad", self._open_keypad)
-        _opening("indicators", self._open_indicators)
-        _opening("card face reader", self._open_card_face)
-        _opening("card reader (PC/SC)", self.card.start)
-        from mynad.control import ControlServer
-
-        self.control = ControlServer(cfg.reader.runtime_dir / "control.sock", self.status,
-                                     lambda: self.post(ev.HostVisualCheck()))
-        await self.control.start()
-        self._execute_all(self.flow.start())
+            await self._start()
+        except BaseException:
+            await self._shutdown()  # a failed start closes what it opened, in reverse
+            raise
 
         from mynad.sdnotify import Notifier, watchdog_loop
 
         notifier = Notifier.from_env()
         notifier.ready("reader idle")
         watchdog = asyncio.create_task(watchdog_loop(notifier, self._healthy))
-        log.info("mynad ready (reader %s, host via %s)", cfg.reader.id, cfg.host.transport)
+        log.info("mynad ready (reader %s, host via %s)", self.cfg.reader.id, self.cfg.host.transport)
 
         await self._stopping.wait()
         log.info("stopping")
@@ -103,6 +90,43 @@ class App:
         watchdog.cancel()
         await self._shutdown()
         return 0
+
+    async def _start(self) -> None:
+        """Open every part in order; each one opened is registered for _shutdown at once."""
+        from myna_drivers.devices import open_devices
+
+        cfg = self.cfg
+        self._closers: list[tuple[str, Any]] = []
+        self.devices = _opening("devices", open_devices, cfg, simulator=self.simulator,
+                                on_key=lambda pos: self.loop.call_soon_threadsafe(self._on_key, pos))
+        self._closers.append(("devices", self.devices.close))
+        d = self.devices
+        self.indicators = d.indicators
+        self.screen = ScreenIO(cfg.display, d.display, self.loop)
+        self._closers.append(("display", self.screen.close))
+        self.face = FaceIO(cfg.face, d.camera, self.post, self.loop,
+                           calibration=cfg.reader.state_dir / "face-calibration.toml")
+        self._closers.append(("face", self.face.close))
+        _opening("face models", self.face.load)
+        self.cardface = CardFaceIO(cfg.card_face, d.card_face, self.loop)
+        self._closers.append(("card-face reader", self.cardface.close))
+        _opening("card-face reader", self.cardface.load)
+        self.host = HostIO(cfg.host, cfg.reader, self.post)
+        self._closers.append(("host link", self.host.stop))
+        try:
+            await self.host.start()
+        except Exception as e:
+            raise StartupError(f"host link: {getattr(e, 'message', None) or e}") from e
+        self.card = CardIO(cfg.card, self.post, self.loop, self._on_reader_event)
+        self._closers.append(("card reader", self.card.stop))
+        _opening("card reader (PC/SC)", self.card.start)
+        from mynad.control import ControlServer
+
+        self.control = ControlServer(cfg.reader.runtime_dir / "control.sock", self.status,
+                                     lambda: self.post(ev.HostVisualCheck()))
+        self._closers.append(("control socket", self.control.stop))
+        await self.control.start()
+        self._execute_all(self.flow.start())
 
     def _healthy(self) -> bool:
         return self.card.alive()
@@ -116,50 +140,22 @@ class App:
             "card_reader": self._reader or "(none seen yet)",
             "card_monitor": "alive" if self.card.alive() else "down",
             "face": "ready" if self.face.enabled else "disabled",
+            "card_face": "ready" if self.cardface.enabled else "none",
             "host": self.host.status(),
         }
 
     async def _shutdown(self) -> None:
+        """Close what _start opened, last opened first; one failing part does not stop the rest."""
         self.pin.end()
-        await self.control.stop()
-        if self.keypad is not None:
-            self.keypad.close()
-        if getattr(self, "indicators", None) is not None:
-            self.indicators.close()
-        await self.card.stop()
-        await self.face.close()
-        await self.host.stop()
-        await self.screen.close()
-
-    def _open_keypad(self) -> None:
-        from myna_drivers.keypad import MatrixKeypad
-
-        kcfg = self.cfg.keypad
-        if kcfg.backend == "sim":
-            from myna_drivers.gpio_sim import SimGPIO
-
-            gpio: Any = SimGPIO(self.cfg.sim.bus, rows=kcfg.rows, cols=kcfg.cols)
-        else:
-            import RPi.GPIO as gpio  # type: ignore[import-not-found,no-redef]
-        self.keypad = MatrixKeypad(gpio, kcfg.rows, kcfg.cols,
-                                   on_key=lambda pos: self.loop.call_soon_threadsafe(self._on_key, pos),
-                                   scan_hz=kcfg.scan_hz, debounce_ms=kcfg.debounce_ms)
-
-    def _open_indicators(self) -> None:
-        from myna_drivers.indicators import open_indicators
-
-        self.indicators = open_indicators(self.cfg.indicators, self.cfg.sim)
-
-    def _open_card_face(self) -> None:
-        """Where 照合番号B comes from (the printed card face)."""
-        if self.cfg.card.card_face == "sim":
-            from myna_drivers.simbus import SimBus
-
-            def on_face(msg: dict[str, Any]) -> None:
-                code = msg.get("code_b")
-                self.loop.call_soon_threadsafe(setattr, self, "_card_face_code", code if code else None)
-
-            SimBus.shared(self.cfg.sim.bus).subscribe("cardface", on_face)
+        self._forget_code_b()
+        for part, close in reversed(getattr(self, "_closers", [])):
+            try:
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("closing the %s failed", part)
+        self._closers = []
 
     # ------------------------------------------------------------ events in
 
@@ -258,23 +254,64 @@ class App:
         elif isinstance(a, ev.EndVisit):
             self.pin.end()
             self.face.forget()
+            self._forget_code_b()
             if self.flow.visit is not None:
                 self.host.forget(self.flow.visit.visit_id)
-            # _card_face_code is not cleared here: it belongs to the card lying on the reader
-            # (the card-face reader clears it when the card leaves), and a late removal
-            # event must not erase the code of the next card already placed.
 
     async def _read_card(self) -> None:
+        """Read the chip and, at the same time, the printed card face; offer 顔認証 only when
+        照合番号B was read with confidence and the card has tries to spare."""
+        visit = self.flow.visit
+        code_task = asyncio.ensure_future(self.cardface.read()) if self.face.enabled and self.cardface.enabled \
+            else None
         result = await self.card.read(self._reader or "")
-        code = self._card_face_code
-        if isinstance(result, ev.CardRead) and not (self.face.enabled and code):
-            # no face models or no 照合番号B: 顔認証 is not offered at all (never shown, then withdrawn)
-            if self.face.enabled:
-                log.info("face authentication not offered: the card face could not be read")
-            result = dataclasses.replace(result, photo=False)
-        self.post(result)
-        if isinstance(result, ev.CardRead) and result.photo and code:
-            self.face.prepare(lambda: self.card.face_photo(code))
+        code = await code_task if code_task is not None else None
+        if not isinstance(result, ev.CardRead) or self.flow.visit is not visit:
+            if code is not None:
+                code.wipe()
+            self.post(result)
+            return
+        photo, note = False, None
+        if code is not None:
+            photo, note = await self._check_code_b(code)
+            if photo:
+                self._forget_code_b()
+                self._code_b = code
+            else:
+                code.wipe()
+        self.post(dataclasses.replace(result, photo=photo, face_note=note))
+        if photo:
+            reserve = self.cfg.card.code_b_reserve
+            self.face.prepare(lambda: self.card.face_photo(self._take_code_b(), reserve))
+
+    async def _check_code_b(self, code: CodeB) -> tuple[bool, str | None]:
+        """(offer face, note for the screen) for a card-face read; asks the card's counter
+        (no try spent) so that the reserve is kept whatever other readers did before."""
+        if code.digits is None:
+            log.info("face authentication not offered: the card face could not be read (%s)", code.reason)
+            return False, "card_face_unreadable"
+        try:
+            status = await self.card.code_b_status()
+        except CardError as e:
+            log.warning("face authentication not offered: 照合番号B counter unreadable: %s", e.message)
+            return False, "card_face_unreadable"
+        if status.locked:
+            log.info("face authentication not offered: 照合番号B is locked on this card")
+            return False, "code_b_locked"
+        if status.tries_left is not None and status.tries_left <= self.cfg.card.code_b_reserve:
+            log.info("face authentication not offered: 照合番号B has %d tries left (reserve %d)",
+                     status.tries_left, self.cfg.card.code_b_reserve)
+            return False, "code_b_reserve"
+        return True, None
+
+    def _take_code_b(self) -> bytearray:
+        code, self._code_b = self._code_b, None
+        return code.take() if code is not None else bytearray()
+
+    def _forget_code_b(self) -> None:
+        code, self._code_b = self._code_b, None
+        if code is not None:
+            code.wipe()
 
     async def _verify(self, pin: PinBuffer) -> None:
         self.post(await self.card.verify_pin(pin))

@@ -35,9 +35,11 @@ class ReaderSection:
 class CardSection:
     reader: str = ""  # PC/SC reader name prefix; "" = the first reader
     apdu_timeout_s: float = 5.0
-    # Where 照合番号B (for the face photo) comes from: "sim" = hw-sim tells the
-    # profile's printed values; "none" = this unit cannot read the card face.
-    card_face: str = "none"
+    # 照合番号B (opens the chip photo) locks the card face AP after 10 wrong tries, and
+    # the lock is lifted only at the city office. The reader never submits a code
+    # when the card has this many tries left or fewer: those tries are left for the
+    # municipality's own terminal and for the patient's next visit elsewhere.
+    code_b_reserve: int = 3
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,22 @@ class CameraSection:
     width: int = 640
     height: int = 480
     fps: int = 15
+
+
+@dataclass(frozen=True)
+class CardFaceSection:
+    """The camera that reads 照合番号B off the printed card face in the tray."""
+
+    backend: str = "none"  # none (this unit has no card-face camera) | real | sim
+    camera_num: int = 1    # picamera2 camera index (0 is the patient camera)
+    width: int = 1280
+    height: int = 960
+    # Captures tried per card while it settles in the tray (a hand still over it, glare).
+    captures: int = 3
+    # Reads below this confidence are never submitted to the card (docs/card-face.md:
+    # chosen on held-out renders so that no wrong code was submitted).
+    min_confidence: float = 0.0  # 0 = the reader's calibrated default
+    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -130,6 +148,7 @@ class DaemonConfig:
     keypad: KeypadSection = field(default_factory=KeypadSection)
     indicators: IndicatorSection = field(default_factory=IndicatorSection)
     camera: CameraSection = field(default_factory=CameraSection)
+    card_face: CardFaceSection = field(default_factory=CardFaceSection)
     face: FaceSection = field(default_factory=FaceSection)
     host: HostSection = field(default_factory=HostSection)
     staff: StaffSection = field(default_factory=StaffSection)
@@ -139,12 +158,13 @@ class DaemonConfig:
 _SECTIONS: dict[str, type] = {
     "reader": ReaderSection, "flow": FlowConfig, "card": CardSection, "display": DisplaySection,
     "keypad": KeypadSection, "indicators": IndicatorSection, "camera": CameraSection,
+    "card_face": CardFaceSection,
     "face": FaceSection, "host": HostSection, "staff": StaffSection, "sim": SimSection,
 }
 _CHOICES = {
     ("display", "backend"): ("real", "sim"), ("keypad", "backend"): ("real", "sim"),
     ("indicators", "backend"): ("real", "sim"), ("camera", "backend"): ("real", "sim"),
-    ("host", "transport"): ("serial", "mqtt"), ("card", "card_face"): ("none", "sim"),
+    ("host", "transport"): ("serial", "mqtt"), ("card_face", "backend"): ("none", "real", "sim"),
     ("reader", "log_level"): ("debug", "info", "warning", "error"),
 }
 

@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mynad", description="My Number card reader daemon (顔認証付きカードリーダー)")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML config file (default {DEFAULT_CONFIG})")
     parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
+    parser.add_argument("--simulator", action="store_true",
+                        help="this run is for mynasim: allow the simulated device backends (backend = \"sim\")")
     parser.add_argument("--version", action="version", version=f"mynad {__version__}")
     args = parser.parse_args(argv)
     try:
@@ -33,12 +35,20 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if args.check_config:
+        from myna_drivers.devices import sim_sections
+
+        sims = sim_sections(cfg)
+        if sims and not args.simulator:
+            print(f"mynad: {args.config}: {', '.join(f'[{s}]' for s in sims)} use the simulator's backend "
+                  "(\"sim\"); a reader needs backend = \"real\" (or pass --simulator under mynasim)",
+                  file=sys.stderr)
+            return EXIT_CONFIG
         print(f"{args.config}: OK")
         return 0
     from mynad.app import App, StartupError
 
     try:
-        return asyncio.run(App(cfg).run())
+        return asyncio.run(App(cfg, simulator=args.simulator).run())
     except StartupError as e:
         logging.getLogger("mynad").error("cannot start: %s", e)
         return 1

@@ -9,10 +9,13 @@ remove+insert that happened between two wake-ups, and a new context with back-of
 whenever pcscd goes away. Events are posted with a callback; the caller moves them
 onto its loop.
 
-``PcscTransport`` is one connection to one card: GET RESPONSE (61xx) and wrong-Le
-(6Cxx) are handled here so the card layer sees whole answers, and every command has
-a time limit, because a mute card would otherwise block SCardTransmit for as long as
-pcscd likes. VERIFY data is never logged (only the header and length).
+``PcscTransport`` is one connection to one card. It moves bytes and nothing else:
+``exchange`` sends one APDU and returns the card's whole answer (data + status word)
+within a time limit, because a mute card would otherwise block SCardTransmit for as
+long as pcscd likes. What the answer means (61xx GET RESPONSE, 6Cxx wrong Le, status
+words) is the card layer's business (``mynad.card.channel``), so this driver imports
+nothing of the daemon. Its failures are :class:`PcscError` values with a ``kind`` the
+card layer translates; VERIFY data is never logged.
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from smartcard import scard
-
-from mynad.card.errors import BadResponse, CardError, CardMute, CardRemoved, ReaderGone
 
 log = logging.getLogger("myna.pcsc")
 
@@ -43,6 +44,37 @@ _CARD_GONE = {scard.SCARD_W_REMOVED_CARD, scard.SCARD_E_NO_SMARTCARD, scard.SCAR
               scard.SCARD_E_READER_UNAVAILABLE, scard.SCARD_E_UNKNOWN_READER}
 _CARD_MUTE = {scard.SCARD_W_UNRESPONSIVE_CARD, scard.SCARD_E_NOT_TRANSACTED, scard.SCARD_E_TIMEOUT,
               scard.SCARD_W_UNPOWERED_CARD, getattr(scard, "SCARD_E_PROTO_MISMATCH", 0x8010000F)}
+
+
+class PcscError(Exception):
+    """A PC/SC failure, in plain words, with a ``kind`` for whoever gives it meaning.
+
+    kind: ``"card_gone"`` (removed or reset mid-command), ``"card_mute"`` (no answer in
+    time), ``"service_gone"`` (pcscd stopped or the context went stale), ``"reader"``
+    (any other reader failure), ``"malformed"`` (an answer too short to hold a status word).
+    """
+
+    kind = "reader"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class CardGone(PcscError):
+    kind = "card_gone"
+
+
+class CardMute(PcscError):
+    kind = "card_mute"
+
+
+class ServiceGone(PcscError):
+    kind = "service_gone"
+
+
+class MalformedAnswer(PcscError):
+    kind = "malformed"
 
 
 def _text(hresult: int) -> str:
@@ -243,16 +275,16 @@ class PcscTransport:
     def connect(cls, reader: str, timeout: float = 5.0) -> "PcscTransport":
         hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
         if hr != scard.SCARD_S_SUCCESS:
-            raise ReaderGone(f"the PC/SC service is not available: {_text(hr)}")
+            raise ServiceGone(f"the PC/SC service is not available: {_text(hr)}")
         hr, card, protocol = scard.SCardConnect(ctx, reader, scard.SCARD_SHARE_SHARED,
                                                 scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1)
         if hr != scard.SCARD_S_SUCCESS:
             scard.SCardReleaseContext(ctx)
             if hr in _CARD_GONE:
-                raise CardRemoved(f"the card left before it could be read: {_text(hr)}")
+                raise CardGone(f"the card left before it could be read: {_text(hr)}")
             if hr in _CARD_MUTE:
                 raise CardMute(f"the card does not answer: {_text(hr)}")
-            raise ReaderGone(f"cannot connect to the card in {reader!r}: {_text(hr)}")
+            raise PcscError(f"cannot connect to the card in {reader!r}: {_text(hr)}")
         return cls(ctx, card, protocol, reader, timeout)
 
     def _raw(self, apdu: list[int], timeout: float) -> bytes:
@@ -266,21 +298,21 @@ class PcscTransport:
         if hr != scard.SCARD_S_SUCCESS:
             if hr in _CARD_GONE:
                 self.broken = True
-                raise CardRemoved(f"the card was removed during a command: {_text(hr)}")
+                raise CardGone(f"the card was removed during a command: {_text(hr)}")
             if hr in _CARD_MUTE:
                 self.broken = True
                 raise CardMute(f"the card did not answer: {_text(hr)}")
             if hr in _SERVICE_GONE:
                 self.broken = True
-                raise ReaderGone(f"the PC/SC service went away: {_text(hr)}")
-            raise CardError(f"the reader reported an error: {_text(hr)}")
+                raise ServiceGone(f"the PC/SC service went away: {_text(hr)}")
+            raise PcscError(f"the reader reported an error: {_text(hr)}")
         if not response:
             self.broken = True
             if self._card_gone():
-                raise CardRemoved("the card was removed during a command (empty answer)")
+                raise CardGone("the card was removed during a command (empty answer)")
             raise CardMute("the card gave no answer at all")
         if len(response) < 2:
-            raise BadResponse(f"the card answered {len(response)} byte(s), no status word")
+            raise MalformedAnswer(f"the card answered {len(response)} byte(s), no status word")
         return bytes(response)
 
     def _card_gone(self, wait_s: float = 0.5) -> bool:
@@ -298,37 +330,15 @@ class PcscTransport:
                 return False
             time.sleep(0.05)
 
-    def transmit(self, apdu: bytes | bytearray, timeout: float | None = None) -> tuple[bytes, int]:
-        limit = self.timeout if timeout is None else timeout
+    def exchange(self, apdu: bytes | bytearray, timeout: float | None = None) -> bytes:
+        """Send one APDU; the card's whole answer (data + SW1 SW2). The list handed to
+        pyscard is overwritten afterwards: it may have carried a PIN."""
         command = list(apdu)
         try:
-            r = self._raw(command, limit)
+            return self._raw(command, self.timeout if timeout is None else timeout)
         finally:
             for i in range(len(command)):
-                command[i] = 0  # may have held a PIN
-        sw = (r[-2] << 8) | r[-1]
-        data = r[:-2]
-        if r[-2] == 0x6C:  # wrong Le: the card says the right one; resend once
-            from mynad.card.apdu import with_le
-
-            fixed = list(with_le(apdu, r[-1]))
-            try:
-                r = self._raw(fixed, limit)
-            finally:
-                for i in range(len(fixed)):
-                    fixed[i] = 0
-            sw = (r[-2] << 8) | r[-1]
-            data = r[:-2]
-        parts = [data]
-        rounds = 0
-        while (sw >> 8) == 0x61:
-            rounds += 1
-            if rounds > 64:
-                raise BadResponse("the card kept announcing more data (61xx) without end")
-            r = self._raw([0x00, 0xC0, 0x00, 0x00, sw & 0xFF], limit)
-            parts.append(r[:-2])
-            sw = (r[-2] << 8) | r[-1]
-        return b"".join(parts), sw
+                command[i] = 0
 
     def close(self) -> None:
         """Power the card off (its security state is reset) and let go; never blocks on a mute card."""

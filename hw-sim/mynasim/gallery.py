@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from mynad.ui.render import render
 from mynad.ui.screens import CONSENT_ITEMS, SCREENS, Screen
-from mynad.ui.texts import ERRORS, FACE_HINTS, screen_text
+from mynad.ui.texts import ERRORS, FACE_HINTS, FACE_NOTES, screen_text
 
 SCALE = 3
 BEZEL = 12
@@ -46,6 +46,8 @@ def gallery_states() -> list[tuple[str, Screen]]:
     for choices in (("face", "pin", "proxy", "staff"), ("face", "pin", "staff"), ("pin", "proxy", "staff"),
                     ("face", "staff"), ("staff",)):
         add(f"method choice {'/'.join(choices)}", "method_choice", choices=choices)
+    for note in FACE_NOTES:
+        add(f"method choice, face not offered: {note}", "method_choice", choices=("pin", "proxy", "staff"), note=note)
     for i, hint in enumerate(FACE_HINTS):
         add(f"face hint {hint}", "face_guide", hint=hint, attempt=1 + i % 3, attempts=3)
     add("face hint, unknown key", "face_guide", hint="something_new", attempt=1, attempts=1)

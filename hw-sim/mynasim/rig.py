@@ -139,7 +139,7 @@ class SimRig:
         env = dict(os.environ, PYTHONUNBUFFERED="1", SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
         mark = len(self.timeline)
         self.daemon = subprocess.Popen(
-            [sys.executable, "-m", "mynad.main", "--config", str(self.config_path)],
+            [sys.executable, "-m", "mynad.main", "--simulator", "--config", str(self.config_path)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, bufsize=1,
         )
         self._log_thread = threading.Thread(target=self._pump_log, daemon=True)

@@ -61,12 +61,12 @@ def wait_kind(q: queue.Queue, kind: str, timeout: float = 5.0):
 
 
 def connect():
-    from myna_drivers.pcsc import PcscTransport
+    from mynad.card.channel import CardChannel
 
     deadline = time.monotonic() + 5
     while True:
         try:
-            return PcscTransport.connect(READER, timeout=2.0)
+            return CardChannel.connect_pcsc(READER, timeout=2.0)
         except CardError:
             if time.monotonic() > deadline:
                 raise
@@ -174,9 +174,9 @@ def test_card_pulled_at_apdu_n_is_a_clear_card_error(slot, events, n, profiles):
 def test_mute_card_times_out(slot, events):
     slot.insert("taro", faults=FaultPlan(mute_at_apdu=2))
     wait_kind(events, "inserted")
-    from myna_drivers.pcsc import PcscTransport
+    from mynad.card.channel import CardChannel
 
-    t = PcscTransport.connect(READER, timeout=1.0)
+    t = CardChannel.connect_pcsc(READER, timeout=1.0)
     t0 = time.monotonic()
     try:
         with pytest.raises(CardMute):

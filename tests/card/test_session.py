@@ -9,8 +9,8 @@ import pytest
 
 from mynad.card import apdu as A
 from mynad.card import tlv
-from mynad.card.errors import (BadResponse, CertificateInvalid, NoPinSet, NotMynaCard, PinLocked,
-                               SecurityNotSatisfied, WrongPin, error_for_sw)
+from mynad.card.errors import (BadResponse, CertificateInvalid, CodeBLocked, CodeBRejected, CodeBReserve, NoPinSet,
+                               NotMynaCard, PinLocked, SecurityNotSatisfied, WrongPin, error_for_sw)
 from mynad.card.session import MynaCard
 from mynad.core.secret import PinBuffer
 from mynasim.card import FaultPlan
@@ -140,6 +140,56 @@ def test_face_photo_with_code_b_once(transport, profiles):
     with pytest.raises(SecurityNotSatisfied):
         card2.face_photo(profiles["hanako"].code_b())  # never a second guess on this insertion
     assert len(t2.log) == n
+
+
+def code_b_verifies(t) -> int:
+    """VERIFYs carrying data (these tests send no PIN, so each one is a 照合番号B submission)."""
+    return verifies(t)
+
+
+def test_code_b_counter_is_queried_without_spending_a_try(transport, state):
+    t = transport("taro", st=state)
+    card = MynaCard(t)
+    assert card.code_b_status().tries_left == 10
+    assert card.code_b_status().tries_left == 10
+    assert code_b_verifies(t) == 0
+
+
+def test_code_b_reserve_is_never_spent(transport, state, profiles):
+    state.set_tries("taro", "face/0012", 3)
+    t = transport("taro", st=state)
+    card = MynaCard(t)
+    code = bytearray(profiles["taro"].code_b().encode())
+    with pytest.raises(CodeBReserve) as info:
+        card.face_photo(code, reserve=3)
+    assert info.value.tries_left == 3 and info.value.reason == "code_b_reserve"
+    assert code_b_verifies(t) == 0 and code == bytearray(14)  # not sent, and wiped
+    assert state.tries("taro", "face/0012", 10) == 3
+
+
+def test_code_b_locked_is_never_sent(transport, state, profiles):
+    state.set_tries("taro", "face/0012", 0)
+    t = transport("taro", st=state)
+    with pytest.raises(CodeBLocked):
+        MynaCard(t).face_photo(bytearray(profiles["taro"].code_b().encode()), reserve=0)
+    assert code_b_verifies(t) == 0
+
+
+def test_wrong_code_b_costs_one_try_and_says_so(transport, state, profiles):
+    t = transport("hanako", st=state)
+    card = MynaCard(t)
+    with pytest.raises(CodeBRejected) as info:
+        card.face_photo(bytearray(profiles["taro"].code_b().encode()), reserve=3)
+    assert info.value.tries_left == 9 and code_b_verifies(t) == 1
+
+
+@pytest.mark.parametrize("code", ["５６０５１２２０３１１２３４", "56051220311234x", "5605122031123", "５6051220311234"])
+def test_code_b_that_is_not_14_ascii_digits_is_not_sent(transport, code):
+    """Full-width digits pass str.isdigit(); the card must only ever see ASCII digits."""
+    t = transport("taro")
+    with pytest.raises(SecurityNotSatisfied):
+        MynaCard(t).face_photo(bytearray(code.encode("utf-8")))
+    assert code_b_verifies(t) == 0
 
 
 def test_basic4(transport, profiles):

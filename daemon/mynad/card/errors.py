@@ -25,6 +25,9 @@ REASONS: dict[str, str] = {
     "wrong_pin": "the PIN was wrong",
     "photo_invalid": "the face photo on the card is unusable",
     "reader": "the card reader is not available",
+    "code_b_wrong": "the card refused the 照合番号B read from the card face",
+    "code_b_locked": "照合番号B is locked on this card",
+    "code_b_reserve": "照合番号B has too few tries left on this card to risk one",
     "unexpected": "the card answered with an unexpected status",
 }
 
@@ -100,6 +103,32 @@ class WrongPin(CardError):
     def __init__(self, tries_left: int, *, sw: int | None = None) -> None:
         self.tries_left = tries_left
         super().__init__(f"wrong PIN, {tries_left} tries left", sw=sw)
+
+
+class CodeBRejected(CardError):
+    """The card refused the 照合番号B read off the card face (a misread, or a worn card)."""
+
+    reason = "code_b_wrong"
+
+    def __init__(self, tries_left: int, *, sw: int | None = None) -> None:
+        self.tries_left = tries_left
+        super().__init__(f"the card refused 照合番号B, {tries_left} tries left", sw=sw)
+
+
+class CodeBLocked(CardError):
+    """照合番号B is locked: the face photo cannot be opened until the city office resets it."""
+
+    reason = "code_b_locked"
+
+
+class CodeBReserve(CardError):
+    """Too few 照合番号B tries are left to spend one: the reader leaves them to the city office."""
+
+    reason = "code_b_reserve"
+
+    def __init__(self, tries_left: int) -> None:
+        self.tries_left = tries_left
+        super().__init__(f"照合番号B has only {tries_left} tries left; none spent")
 
 
 def error_for_sw(sw: int, context: str) -> CardError:

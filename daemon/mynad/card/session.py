@@ -22,7 +22,8 @@ from cryptography import x509
 
 from mynad.card import apdu as A
 from mynad.card import tlv
-from mynad.card.errors import (BadResponse, CardError, CertificateInvalid, NoPinSet, NotMynaCard, PhotoInvalid,
+from mynad.card.errors import (BadResponse, CardError, CertificateInvalid, CodeBLocked, CodeBRejected, CodeBReserve,
+                               NoPinSet, NotMynaCard, PhotoInvalid,
                                PinLocked, SecurityNotSatisfied, WrongPin, error_for_sw)
 from mynad.core.secret import PinBuffer, wipe
 
@@ -86,6 +87,7 @@ class MynaCard:
         self._cert: AuthCertificate | None = None
         self._pin: PinStatus | None = None
         self._code_b_tried = False
+        self._code_b: PinStatus | None = None  # last counter query; only our VERIFY changes it
         self._photo: bytes | None = None
         self.apdus = 0  # commands sent during this insertion (for the benchmark and the log)
 
@@ -252,22 +254,59 @@ class MynaCard:
 
     # ------------------------------------------------------------ card-surface AP
 
-    def face_photo(self, code_b: str) -> bytes:
-        """The chip's face photo (JPEG 2000), opened by 照合番号B from the printed card face."""
-        if self._photo is not None:
-            return self._photo
-        if self._code_b_tried:
-            raise SecurityNotSatisfied("照合番号B was already tried on this insertion; not trying again")
-        if len(code_b) != 14 or not code_b.isdigit():
-            raise SecurityNotSatisfied("照合番号B from the card face is not 14 digits; not sent to the card")
+    def code_b_status(self) -> PinStatus:
+        """照合番号B's counter in the card-surface AP from the retry query: costs no try.
+
+        The counter is card-wide and only the city office can reset it, so it is read
+        before every submission (a misread by some other reader counts here too).
+        """
         self._select_ap(A.AID_FACE, "the card-surface application")
         self._select_ef(A.EF_FACE_CODE_B)
-        self._code_b_tried = True
-        code = bytearray(code_b.encode("ascii"))
+        _, sw = self._send(A.verify_query(), "query the 照合番号B counter")
+        if 0x63C0 <= sw <= 0x63CF:
+            n = sw & 0x0F
+            status = PinStatus(n, n == 0, True)
+        elif sw in (0x9000, 0x6300):  # already open in this power cycle / no limit
+            status = PinStatus(None, False, True)
+        elif sw in (0x6983, 0x6984):
+            status = PinStatus(0, True, True)
+        else:
+            raise error_for_sw(sw, "query the 照合番号B counter")
+        self._code_b = status
+        return status
+
+    def face_photo(self, code_b: bytearray | str, reserve: int = 0) -> bytes:
+        """The chip's face photo (JPEG 2000), opened by 照合番号B read off the printed card face.
+
+        At most one VERIFY per insertion, and none at all while the card has ``reserve``
+        tries or fewer left: a wrong code costs one of ten tries for good. The caller's
+        bytearray is wiped here either way.
+        """
+        secret = code_b if isinstance(code_b, bytearray) else bytearray(str(code_b).encode("utf-8"))
+        command = bytearray()
         try:
-            _, sw = self._send(A.verify(code), "verify 照合番号B")
+            if self._photo is not None:
+                return self._photo
+            if self._code_b_tried:
+                raise SecurityNotSatisfied("照合番号B was already tried on this insertion; not trying again")
+            if len(secret) != 14 or any(not 0x30 <= b <= 0x39 for b in secret):
+                raise SecurityNotSatisfied("照合番号B from the card face is not 14 ASCII digits; "
+                                           "not sent to the card")
+            status = self._code_b if self._code_b is not None else self.code_b_status()
+            if status.locked:
+                raise CodeBLocked()
+            if status.tries_left is not None and status.tries_left <= reserve:
+                raise CodeBReserve(status.tries_left)
+            self._code_b_tried = True
+            command = A.verify(secret)
+            _, sw = self._send(command, "verify 照合番号B")
         finally:
-            wipe(code)
+            wipe(secret)
+            wipe(command)
+        if 0x63C1 <= sw <= 0x63CF:
+            raise CodeBRejected(sw & 0x0F, sw=sw)
+        if sw in (0x63C0, 0x6983, 0x6984):
+            raise CodeBLocked(sw=sw)
         if sw != A.SW_OK:
             raise error_for_sw(sw, "verify 照合番号B")
         record = self._read_tlv_file(A.EF_FACE_DATA, MAX_RECORD_BYTES, "the card-surface record")

@@ -35,6 +35,9 @@ class CardRead(Event):
     pin_tries: int | None  # None: the card gave no counter
     pin_locked: bool
     photo: bool = True  # the face photo can be read (照合番号B known)
+    # Why 顔認証 is not offered when the unit could offer it ("card_face_unreadable",
+    # "code_b_reserve", "code_b_locked"), shown under the method choice; None = no note.
+    face_note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ class Visit:
     pin_locked: bool = False
     has_pin: bool = True
     face_possible: bool = True
+    face_note: str | None = None  # why 顔認証 is not offered (shown under the method choice)
     face_attempt: int = 0
     face_score: float | None = None
     method: str | None = None
@@ -328,6 +329,7 @@ class ReceptionFlow:
             v.pin_tries = event.pin_tries
             v.pin_locked = event.pin_locked
             v.face_possible = event.photo
+            v.face_note = event.face_note if not event.photo else None
             self._send("visit.started", visit_id=v.visit_id, cert_state=event.cert_state.value)
             if event.cert_state is CertState.EXPIRED:
                 self._fail("cert_expired", "cert_expired", CODE_CERT_EXPIRED)
@@ -369,7 +371,10 @@ class ReceptionFlow:
             self._staff_confirm()
             return
         v.choices = tuple(self._choices())
-        self._show("method_choice", choices=v.choices)
+        if v.face_note:
+            self._show("method_choice", choices=v.choices, note=v.face_note)
+        else:
+            self._show("method_choice", choices=v.choices)
         self._enter("method")
 
     def _choice(self, event: Event, choices: list[str]) -> str | None:

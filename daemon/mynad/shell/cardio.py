@@ -83,9 +83,9 @@ class CardIO:
             return CardFailed("001", f"unexpected: {type(e).__name__}")
 
     def _read(self, reader: str) -> Event:
-        from myna_drivers.pcsc import PcscTransport
+        from mynad.card.channel import CardChannel
 
-        transport = PcscTransport.connect(reader, timeout=self.cfg.apdu_timeout_s)
+        transport = CardChannel.connect_pcsc(reader, timeout=self.cfg.apdu_timeout_s)
         card = MynaCard(transport)
         card.identify()
         cert = card.auth_certificate()
@@ -123,11 +123,20 @@ class CardIO:
             raise CardRemovedError()
         return await self.run(v.card.sign, challenge)
 
-    async def face_photo(self, code_b: str) -> bytes:
+    async def code_b_status(self):
+        """照合番号B's counter (no try spent); None when the card cannot tell us."""
         v = self.visit
         if v is None:
             raise CardRemovedError()
-        return await self.run(v.card.face_photo, code_b)
+        return await self.run(v.card.code_b_status)
+
+    async def face_photo(self, code_b: bytearray, reserve: int) -> bytes:
+        """One VERIFY of 照合番号B at most, then the photo; ``code_b`` is wiped by the card layer."""
+        v = self.visit
+        if v is None:
+            code_b[:] = bytes(len(code_b))
+            raise CardRemovedError()
+        return await self.run(v.card.face_photo, code_b, reserve)
 
     async def release(self) -> None:
         """Forget the card and power it off (no verified state survives a visit)."""

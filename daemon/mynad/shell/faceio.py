@@ -14,18 +14,18 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Awaitable, Callable
 
-from mynad.config import CameraSection, FaceSection, SimSection
+from mynad.config import FaceSection
 from mynad.core.events import Event, FaceDone, FaceHint, FaceUnavailable
 
 log = logging.getLogger("mynad.face")
 
 
 class FaceIO:
-    def __init__(self, cfg: FaceSection, cam_cfg: CameraSection, sim: SimSection,
-                 post: Callable[[Event], None], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, cfg: FaceSection, camera, post: Callable[[Event], None],
+                 loop: asyncio.AbstractEventLoop, calibration=None) -> None:
         self.cfg = cfg
-        self.cam_cfg = cam_cfg
-        self.sim = sim
+        self.camera = camera  # opened and closed by myna_drivers.devices; streams only during an attempt
+        self.calibration = calibration
         self._post = post
         self._loop = loop
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face")
@@ -40,7 +40,8 @@ class FaceIO:
             return
         from myna_models.engine import FaceEngine
 
-        self.engine = FaceEngine(self.cfg.models_dir, self.cfg.manifest, threads=self.cfg.threads)
+        self.engine = FaceEngine(self.cfg.models_dir, self.cfg.manifest, threads=self.cfg.threads,
+                                 calibration=self.calibration)
         log.info("face models loaded and verified (threshold %.3f)", self.engine.threshold)
 
     @property
@@ -81,21 +82,12 @@ class FaceIO:
             return
         await self._loop.run_in_executor(self._worker, self._session, emb, attempt)
 
-    def _camera(self):
-        if self.cam_cfg.backend == "sim":
-            from myna_drivers.camera_sim import SimCamera
-
-            return SimCamera(self.sim.bus, (self.cam_cfg.width, self.cam_cfg.height), self.cam_cfg.fps)
-        from myna_drivers.camera import PiCamera
-
-        return PiCamera((self.cam_cfg.width, self.cam_cfg.height), self.cam_cfg.fps)
-
     def _session(self, embedding, attempt: int) -> None:
         """Worker thread: camera frames → verification, until a decision or stop."""
         from myna_models.session import FaceVerification
 
         post = lambda ev: self._loop.call_soon_threadsafe(self._post, ev)  # noqa: E731
-        cam = self._camera()
+        cam = self.camera
         cam.start()
         try:
             first = cam.read()

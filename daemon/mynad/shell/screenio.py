@@ -11,26 +11,20 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from mynad.config import DisplaySection, SimSection
+from mynad.config import DisplaySection
 from mynad.ui.screens import Screen
 
 log = logging.getLogger("mynad.display")
 
 
 class ScreenIO:
-    def __init__(self, cfg: DisplaySection, sim: SimSection, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, cfg: DisplaySection, display, loop: asyncio.AbstractEventLoop) -> None:
         self.cfg = cfg
-        self.sim = sim
+        self.display = display  # opened and closed by myna_drivers.devices
         self._loop = loop
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="display")
         self._pager: asyncio.Task | None = None
         self.current: Screen | None = None
-        self.display = None
-
-    def open(self) -> None:
-        from myna_drivers.display import open_display
-
-        self.display = open_display(self.cfg, self.sim)
 
     def show(self, screen: Screen) -> None:
         from mynad.ui.render import render
@@ -59,11 +53,11 @@ class ScreenIO:
         fut.add_done_callback(_log_failure)
 
     async def close(self) -> None:
+        """Stop paging and let the frames already queued reach the panel (the device
+        itself is closed by the device set, after this)."""
         if self._pager is not None:
             self._pager.cancel()
-        if self.display is not None:
-            await self._loop.run_in_executor(self._worker, self.display.close)
-        self._worker.shutdown(wait=True)
+        await self._loop.run_in_executor(None, self._worker.shutdown, True)
 
 
 def _log_failure(fut: asyncio.Future) -> None:

@@ -31,7 +31,8 @@ SCREENS: dict[str, dict[str, str]] = {
     "cert_expiring": {},  # 次に進む = 12
     "cert_grace": {},  # 次に進む = 12; qualification only, no consents follow
     "cert_expired": {},  # visit ends; remove card, go to the counter
-    "method_choice": {"choices": "list of 'face' | 'pin' | 'staff' mapped to keys 1,2,3; 終了する = 10"},
+    "method_choice": {"choices": "list of 'face' | 'pin' | 'staff' mapped to keys 1,2,3; 終了する = 10",
+                      "note": "optional: why 顔認証 is not offered, see ui.texts.FACE_NOTES"},
     "face_guide": {"hint": "quality hint key, see ui.texts.FACE_HINTS", "attempt": "1-based", "attempts": "max"},
     "face_checking": {},
     "face_failed": {"choices": "'pin' and/or 'staff' on keys 1,2; 終了する = 10", "attempts_left": "int"},

@@ -45,6 +45,14 @@ FACE_HINTS: dict[str, str] = {
 }
 FACE_HINT_FALLBACK = "カメラに顔を向けてください"
 
+# Why 顔認証 is not offered on this card, under the method choice (core.events.CardRead.face_note).
+FACE_NOTES: dict[str, str] = {
+    # One panel line each (the method choice leaves one body row): terse on purpose.
+    "card_face_unreadable": "券面を読めないため顔認証不可",
+    "code_b_reserve": "照合番号の残りが少なく顔認証不可",
+    "code_b_locked": "照合番号ロックのため顔認証不可",
+}
+
 # Card / reader failures by reason key (mynad.card CardError.reason, shell reasons).
 # Field practice: the patient tells staff the code shown under the message.
 ERRORS: dict[str, str] = {
@@ -183,7 +191,9 @@ def content(screen: Screen) -> Content:
                         "マイナンバーカードを取り出し、受付窓口までお越しください。",
                         "詳細は市区町村窓口にお問い合わせください。", "エラーコード: 006"))
     if sid == "method_choice":
-        return Content(("本人確認の方法を選んでください",), choices=_choices(p.get("choices")), neg="終了する")
+        note = FACE_NOTES.get(str(p.get("note"))) if p.get("note") else None
+        lines = ("本人確認の方法を選んでください",) + ((note,) if note else ())
+        return Content(lines, choices=_choices(p.get("choices")), neg="終了する")
     if sid == "face_guide":
         lines = [face_hint_text(p.get("hint"))]
         attempt, attempts = p.get("attempt"), p.get("attempts")
