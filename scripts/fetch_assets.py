@@ -40,7 +40,8 @@ def shared_dirs() -> list[Path]:
 
 
 def find_shared(kind: str, name: str) -> Path | None:
-    sub = {"model": "models", "face": "faces"}[kind]
+    sub = {"model": "models", "face": "faces", "antispoof": "models/antispoof",
+           "antispoof_sample": "models/antispoof/samples"}[kind]
     for base in shared_dirs():
         p = base / sub / name
         if p.is_file():
@@ -109,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     dest = Path(args.dest)
     counts: dict[str, int] = {}
     try:
-        for kind, sub in (("model", "models"), ("face", "faces")):
+        # anti-spoofing weights go beside the face models (one models dir, checked by face-check)
+        for kind, sub in (("model", "models"), ("face", "faces"), ("antispoof", "models"),
+                          ("antispoof_sample", "antispoof-samples")):
             out = dest / sub
             out.mkdir(parents=True, exist_ok=True)
             for entry in manifest.get(kind, []):

@@ -14,21 +14,29 @@ against OpenCV's own runtime, and by ``bench/face_bench.py`` on every run):
   This is what OpenCV's ``FaceDetectorYN`` does by reshaping its network to the input size.
 
 * :func:`recognizer_graph`: SFace uses 27 per-channel ``PRelu``. onnxruntime's CPU ``PRelu``
-  broadcasts the slope element by element and has no blocked-layout (NCHWc) kernel, so each
-  one forces a layout change before and after the convolution it follows: measured here, the
-  PRelus took 57 % of SFace's time. ``PRelu(x) = s*x + (1-s)*Relu(x)`` for every x and s, and
-  onnxruntime runs that form as two per-channel scalings and a Relu inside the blocked
-  layout: ~1.8x faster per embedding (~1.3x where there is no blocked layout, as on ARM),
-  outputs equal to 1e-6.
+  is slow (measured: 57 % of SFace's time, ~0.55 ms each against ~0.04 ms for a Relu of the
+  same tensor) and has no blocked-layout (NCHWc) kernel. It is replaced by a form whose
+  operators onnxruntime runs well on this CPU (:func:`blocked_layout_available`):
+
+  - with the blocked layout (x86 with AVX2): ``PRelu(x) = s*x + (1-s)*Relu(x)``, true for
+    every x and s. onnxruntime runs the two per-channel scalings and the Relu inside the blocked
+    layout, fused into its convolutions: ~1.8x faster per embedding, outputs equal to 1e-6.
+  - without it (ARM; x86 without AVX2): there nothing is fused and that form costs four passes
+    over the tensor. ``PRelu(x) = Max(x, s*x)`` for every slope s <= 1 costs two and is exact
+    to the bit (s*x <= x when x > 0, s*x >= x when x < 0, and rounding keeps both). A PRelu
+    with a slope above 1 (SFace has three such channels, in its first two PRelus) keeps the
+    first form.
 """
 
 from __future__ import annotations
+
+import platform
 
 import numpy as np
 
 from myna_models.errors import ModelError
 
-__all__ = ["detector_graph", "recognizer_graph", "DETECTOR_INPUT", "STRIDE_ALIGN"]
+__all__ = ["detector_graph", "recognizer_graph", "blocked_layout_available", "DETECTOR_INPUT", "STRIDE_ALIGN"]
 
 DETECTOR_INPUT = "frame"   # uint8 [1, height, width, 3], BGR
 STRIDE_ALIGN = 32          # YuNet's largest stride: height and width must be multiples of it
@@ -86,8 +94,42 @@ def detector_graph(data: bytes) -> bytes:
     return model.SerializeToString()
 
 
-def recognizer_graph(data: bytes) -> bytes:
-    """The recognizer with every constant per-channel PRelu written as ``s*x + (1-s)*Relu(x)``."""
+def blocked_layout_available(machine: str | None = None, cpu_flags: set[str] | None = None) -> bool:
+    """Whether onnxruntime's CPU provider runs convolutions here in its blocked (NCHWc) layout.
+
+    Its graph optimiser inserts that layout only where its kernels exist: x86-64 with AVX2
+    and FMA (or AVX-512). ARM wheels are built without them (a build option, off by default),
+    so a Raspberry Pi runs plain NCHW. Arguments are for tests; by default this machine's
+    architecture and, on Linux, its /proc/cpuinfo flags (elsewhere an x86-64 CPU is assumed
+    to have AVX2, which every x86-64 CPU sold since 2015 has).
+    """
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64"):
+        return False
+    if cpu_flags is None:
+        cpu_flags = _cpu_flags()
+        if cpu_flags is None:
+            return True
+    return ("avx2" in cpu_flags and "fma" in cpu_flags) or "avx512f" in cpu_flags
+
+
+def _cpu_flags() -> set[str] | None:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return None
+
+
+def recognizer_graph(data: bytes, blocked_layout: bool = True) -> bytes:
+    """The recognizer with every constant per-channel PRelu in the form onnxruntime runs fastest.
+
+    ``blocked_layout``: whether the session will use onnxruntime's blocked layout
+    (:func:`blocked_layout_available`); the module docstring says why the forms differ.
+    """
     _, helper, numpy_helper = _onnx()
     model = _load(data, "recognizer")
     g = model.graph
@@ -104,6 +146,12 @@ def recognizer_graph(data: bytes) -> bytes:
             continue
         x, y = node.input[0], node.output[0]
         tag = f"myna_prelu_{len(nodes)}"
+        if not blocked_layout and bool(np.all(s <= 1.0)):
+            nodes += [
+                helper.make_node("Mul", [x, slope.name], [f"{tag}_sx"], name=f"{tag}_mul_s"),
+                helper.make_node("Max", [x, f"{tag}_sx"], [y], name=f"{tag}_max"),
+            ]
+            continue
         g.initializer.append(numpy_helper.from_array((np.float32(1.0) - s).astype(np.float32), f"{tag}_1ms"))
         nodes += [
             helper.make_node("Mul", [x, slope.name], [f"{tag}_sx"], name=f"{tag}_mul_s"),

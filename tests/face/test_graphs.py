@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from myna_models.engine import session_options
 from myna_models.errors import ModelError
-from myna_models.graphs import DETECTOR_INPUT, detector_graph, recognizer_graph
+from myna_models.graphs import DETECTOR_INPUT, blocked_layout_available, detector_graph, recognizer_graph
 
 pytestmark = pytest.mark.models
 
@@ -18,19 +18,34 @@ DETECTOR = "face_detection_yunet_2023mar.onnx"
 RECOGNIZER = "face_recognition_sface_2021dec_int8bq_ort.onnx"
 
 
-def _session(data: bytes) -> ort.InferenceSession:
-    return ort.InferenceSession(data, sess_options=session_options(1), providers=["CPUExecutionProvider"])
+def _session(data: bytes, blocked_layout: bool = True) -> ort.InferenceSession:
+    return ort.InferenceSession(data, sess_options=session_options(1, blocked_layout),
+                                providers=["CPUExecutionProvider"])
+
+
+def _optimised_ops(data: bytes, blocked_layout: bool, tmp_path) -> list[str]:
+    """Op types of the graph onnxruntime runs (dumped to a test's temporary directory)."""
+    so = session_options(1, blocked_layout)
+    so.optimized_model_filepath = str(tmp_path / f"optimised_{int(blocked_layout)}.onnx")
+    ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+    return [f"{n.domain}:{n.op_type}" if n.domain else n.op_type
+            for n in onnx.load(so.optimized_model_filepath).graph.node]
 
 
 # ---------------------------------------------------------------- recognizer
 
-def test_recognizer_rewrite_removes_every_prelu_and_keeps_the_embedding(engine, photo, models_dir):
+@pytest.mark.parametrize("blocked_layout", [True, False])
+def test_recognizer_rewrite_removes_every_prelu_and_keeps_the_embedding(engine, photo, models_dir, blocked_layout):
     raw = (models_dir / RECOGNIZER).read_bytes()
-    derived = recognizer_graph(raw)
+    derived = recognizer_graph(raw, blocked_layout)
     ops = [n.op_type for n in onnx.load_model_from_string(derived).graph.node]
+    n_prelu = [n.op_type for n in onnx.load_model_from_string(raw).graph.node].count("PRelu")
     assert "PRelu" not in ops
-    assert ops.count("Relu") == [n.op_type for n in onnx.load_model_from_string(raw).graph.node].count("PRelu")
-    a, b = _session(raw), _session(derived)
+    if blocked_layout:
+        assert ops.count("Relu") == n_prelu
+    else:  # Max(x, s*x) wherever every slope is <= 1: all but SFace's first two PRelus
+        assert ops.count("Max") == n_prelu - 2 and ops.count("Relu") == 2
+    a, b = _session(raw, blocked_layout), _session(derived, blocked_layout)
     for name in ("lfw_tony_blair__1.jpg", "bbt_penny__3.jpg", "deepface_p12__2.jpg", "biden__1.jpg"):
         bgr = photo(name)
         crop = engine.align(bgr, max(engine.detect_still(bgr), key=lambda f: f.area))
@@ -63,12 +78,47 @@ def _conv_prelu_model(slope: np.ndarray) -> bytes:
     np.array([0.25] * 8),
     np.array([-0.8, -0.1, 0.0, 0.3, 0.99, 1.0, 1.12, 2.5]),  # SFace has negative slopes and slopes above 1
 ])
-def test_prelu_rewrite_is_exact_for_any_slope(slope):
+@pytest.mark.parametrize("blocked_layout", [True, False])
+def test_prelu_rewrite_is_exact_for_any_slope(slope, blocked_layout):
     raw = _conv_prelu_model(slope)
     x = np.random.default_rng(1).normal(size=(1, 3, 16, 16)).astype(np.float32) * 3
-    want = _session(raw).run(None, {"x": x})[0]
-    got = _session(recognizer_graph(raw)).run(None, {"x": x})[0]
+    want = _session(raw, blocked_layout).run(None, {"x": x})[0]
+    got = _session(recognizer_graph(raw, blocked_layout), blocked_layout).run(None, {"x": x})[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_prelu_as_max_is_equal_to_the_bit():
+    """Max(x, s*x) picks exactly PRelu's value for every slope <= 1 (negative ones too), zeros and large values included."""
+    slope = np.array([-0.8, -0.1, 0.0, 0.3, 0.99, 1.0], np.float32)
+    raw = _conv_prelu_model(slope)
+    derived = recognizer_graph(raw, blocked_layout=False)
+    assert [n.op_type for n in onnx.load_model_from_string(derived).graph.node] == ["Conv", "Mul", "Max", "Conv"]
+    # the PRelu alone, fed directly: cut the model after it
+    g = onnx.load_model_from_string(raw)
+    probe = helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 6, 16, 16])
+    d = onnx.load_model_from_string(derived)
+    for m in (g, d):
+        m.graph.output.insert(0, probe)
+    x = np.random.default_rng(2).normal(size=(1, 3, 16, 16)).astype(np.float32) * 3
+    x[:, :, :2] = 0.0
+    x[0, 0, 8] = [1e30] * 8 + [-1e30] * 8
+    want = _session(g.SerializeToString(), False).run(["p", "y"], {"x": x})
+    got = _session(d.SerializeToString(), False).run(["p", "y"], {"x": x})
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_blocked_layout_is_off_when_asked_and_only_on_x86_with_avx2(models_dir, tmp_path):
+    raw = (models_dir / RECOGNIZER).read_bytes()
+    plain = _optimised_ops(recognizer_graph(raw, False), False, tmp_path)
+    assert not [op for op in plain if op.startswith("com.microsoft.nchwc:")]
+    if blocked_layout_available():
+        assert [op for op in _optimised_ops(recognizer_graph(raw, True), True, tmp_path)
+                if op.startswith("com.microsoft.nchwc:")]
+    assert blocked_layout_available("aarch64") is False
+    assert blocked_layout_available("x86_64", {"sse4_2", "avx"}) is False
+    assert blocked_layout_available("x86_64", {"avx2", "fma"}) is True
+    assert blocked_layout_available("AMD64", {"avx512f"}) is True
 
 
 def test_recognizer_without_prelu_is_unchanged_in_function():
