@@ -25,7 +25,8 @@ def add_subcommands(subparsers) -> None:
     p = subparsers.add_parser("face-calibrate", help="calibrate the match threshold on a labelled photo folder")
     p.add_argument("dir", metavar="DIR", help="folder with the photos and labels.csv (columns file,identity)")
     p.add_argument("--out", default="docs", help="where to write face-calibration.md and the plots (default docs/)")
-    p.add_argument("--no-write", action="store_true", help="do not update the manifest's threshold")
+    p.add_argument("--no-write", action="store_true",
+                   help="report only: do not write <state_dir>/face-calibration.toml")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _model_args(p)
     p.set_defaults(func=cmd_face_calibrate)
@@ -42,6 +43,9 @@ def _model_args(p) -> None:
                         "else /var/lib/myna-reader/models)")
     p.add_argument("--manifest", default=None, help="model manifest (default: the one in the myna_models package)")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads (default 2)")
+    p.add_argument("--state-dir", default=None,
+                   help="the reader's state directory holding face-calibration.toml (default: [reader] state_dir "
+                        "of --config when that file exists)")
 
 
 def _models_dir(args) -> Path:
@@ -50,16 +54,34 @@ def _models_dir(args) -> Path:
     return Path(args.models_dir) if args.models_dir else default_models_dir()
 
 
+def _state_dir(args) -> Path | None:
+    """--state-dir, else the daemon config's [reader] state_dir when the config file exists, else None."""
+    if getattr(args, "state_dir", None):
+        return Path(args.state_dir)
+    config = getattr(args, "config", None)
+    if config and Path(config).is_file():
+        from mynad.config import ConfigError, load_config
+
+        try:
+            return load_config(config).reader.state_dir
+        except ConfigError as e:
+            raise SystemExit(f"mynactl: {e}") from None
+    return None
+
+
 def _err(cmd: str, msg: str) -> None:
     print(f"mynactl {cmd}: {msg}", file=sys.stderr)
 
 
 def _engine(args, cmd: str):
+    from myna_models.calibration_file import CALIBRATION_FILE
     from myna_models.engine import FaceEngine
     from myna_models.errors import ModelError
 
+    state = _state_dir(args)
     try:
-        return FaceEngine(_models_dir(args), args.manifest, threads=args.threads)
+        return FaceEngine(_models_dir(args), args.manifest, threads=args.threads,
+                          calibration=state / CALIBRATION_FILE if state is not None else None)
     except ModelError as e:
         _err(cmd, str(e))
         return None
@@ -121,11 +143,16 @@ def cmd_face_calibrate(args) -> int:
     except ImportError as e:
         _err("face-calibrate", f"needs the tools extra (matplotlib, tqdm): {e}")
         return 1
+    state = _state_dir(args)
+    if state is None and not args.no_write:
+        _err("face-calibrate", "no state directory to write face-calibration.toml to: pass --state-dir DIR, "
+             "--config with the daemon's config, or --no-write")
+        return 1
     engine = _engine(args, "face-calibrate")
     if engine is None:
         return 1
     try:
-        res = calibrate(folder, Path(args.out), engine, manifest=args.manifest, write=not args.no_write,
+        res = calibrate(folder, Path(args.out), engine, state_dir=state, write=not args.no_write,
                         progress=not args.no_progress)
     except FaceError as e:
         _err("face-calibrate", str(e))
@@ -133,13 +160,16 @@ def cmd_face_calibrate(args) -> int:
     except OSError as e:
         _err("face-calibrate", f"cannot write: {e}")
         return 1
-    t3 = res.at_fmr[1e-3]
-    t2 = res.at_fmr[1e-2]
-    print(f"{len(res.genuine)} genuine / {len(res.impostor)} impostor pairs; EER {res.eer:.4%} "
-          f"(at {res.eer_threshold:.4f}); FNMR {t2[1]:.2%} at FMR<=1e-2 (t={t2[0]:.3f}), "
-          f"{t3[1]:.2%} at FMR<=1e-3 (t={t3[0]:.3f})")
-    print(f"threshold {res.threshold:.3f} ({res.rule}){'' if not args.no_write else ' [not written]'}; "
-          f"report in {Path(args.out) / 'face-calibration.md'}")
+    c, cv = res.chosen, res.cv
+    print(f"{res.pairs.n_ids} identities, {len(res.genuine)} genuine / {len(res.impostor)} impostor pairs "
+          f"({c.id_pairs} identity pairs)")
+    print(f"cross-validation ({cv.folds} identity-disjoint folds): the old in-sample rule passes "
+          f"{cv.heldout_fmr_insample_rule:.3%} of held-out impostor pairs (in-sample {cv.insample_fmr:.3%}); "
+          f"this rule {cv.heldout_fmr:.3%}, FNMR {cv.heldout_fnmr:.2%}")
+    print(f"threshold {res.threshold:.3f} ({res.rule}): FMR {c.fmr:.3%} (95% bound {c.fmr_upper:.2%}), "
+          f"FNMR {c.fnmr:.2%} (95% bound {c.fnmr_upper:.2%})")
+    where = "[not written]" if args.no_write else f"written to {state / 'face-calibration.toml'}"
+    print(f"{where}; report in {Path(args.out) / 'face-calibration.md'}")
     if res.emb.failures:
         print(f"{len(res.emb.failures)} photo(s) left out: " + ", ".join(f"{a} ({b})" for a, b, _ in res.emb.failures))
     return 0
@@ -190,9 +220,18 @@ def cmd_face_check(args) -> int:
         if preferred is not None:
             try:
                 t, cal = man.threshold_for(preferred)
-                print(f"recognizer in use: {preferred}, threshold {t:.3f}{'' if cal else ' (NOT calibrated)'}")
-            except ModelError:
-                pass
+                source = "manifest default" + ("" if cal else ", not calibrated on this reader")
+                state = _state_dir(args)
+                if state is not None:
+                    from myna_models.calibration_file import CALIBRATION_FILE, read_calibration
+
+                    c = read_calibration(state / CALIBRATION_FILE, preferred, man.entry(preferred).sha256, t)
+                    if c is not None:
+                        t, source = c.threshold, f"{c.path}, {c.rule}, {c.date}"
+                print(f"recognizer in use: {preferred}, threshold {t:.3f} ({source})")
+            except ModelError as e:
+                print(f"threshold: {e}")
+                ok = False
     if not ok:
         _err("face-check", "model check FAILED" + ("" if have_recognizer else ": no usable recognizer"))
     return 0 if ok else 1

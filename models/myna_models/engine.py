@@ -18,9 +18,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from myna_models.align import SIZE as CROP_SIZE
 from myna_models.align import align_face
+from myna_models.calibration_file import read_calibration
 from myna_models.detect import MAX_SIDE, YuNet, _as_bgr
 from myna_models.errors import FaceError, ModelError, NoFace, PhotoError
-from myna_models.graphs import detector_graph, recognizer_graph
+from myna_models.graphs import blocked_layout_available, detector_graph, recognizer_graph
 from myna_models.manifest import Manifest, load_manifest, read_verified
 
 __all__ = ["Face", "FaceEngine", "load_image", "decode_card_photo", "default_models_dir",
@@ -67,24 +68,36 @@ class Face:
 
 class FaceEngine:
     def __init__(self, models_dir: Path | str, manifest: Path | str | None = None, threads: int = 2,
-                 *, recognizer: str | None = None) -> None:
+                 *, recognizer: str | None = None, calibration: Path | str | None = None,
+                 blocked_layout: bool | None = None) -> None:
+        """``calibration``: the reader's ``<state_dir>/face-calibration.toml``; its threshold is used when the
+        file exists and was made for this recognizer's sha256, else the manifest's default (calibration_file.py
+        says why it lives outside the package). ``threshold_source`` tells which one is in use."""
         import onnxruntime as ort
 
         self._ort = ort
         self.models_dir = Path(models_dir)
         self.manifest: Manifest = load_manifest(manifest)
         self.threads = usable_threads(threads)
+        # onnxruntime's blocked (NCHWc) layout where this CPU has it; False forces plain NCHW, as on ARM
+        self.blocked_layout = blocked_layout_available() if blocked_layout is None else bool(blocked_layout)
 
         det = self.manifest.by_role("detector")[0]
         rec = self._pick_recognizer(recognizer)
         self.detector_file = det.file
         self.recognizer = rec.file
         self.threshold, self.threshold_calibrated = self.manifest.threshold_for(rec.file)
+        self.threshold_source = f"manifest {self.manifest.path}"
+        if calibration is not None:
+            cal = read_calibration(calibration, rec.file, rec.sha256, self.threshold)
+            if cal is not None:
+                self.threshold, self.threshold_calibrated = cal.threshold, True
+                self.threshold_source = f"calibration {cal.path} ({cal.rule}, {cal.date})"
         self.hashes = {det.file: det.sha256, rec.file: rec.sha256}
 
         # hash first, then derive the graphs we run from exactly those bytes (graphs.py says why)
         det_session = self._session(det.file, detector_graph(read_verified(self.models_dir, det)))
-        self._rec = self._session(rec.file, recognizer_graph(read_verified(self.models_dir, rec)))
+        self._rec = self._session(rec.file, recognizer_graph(read_verified(self.models_dir, rec), self.blocked_layout))
         try:
             self._yunet = YuNet(det_session)
         except ValueError as e:
@@ -109,7 +122,7 @@ class FaceEngine:
     def _session(self, name: str, data: bytes):
         ort = self._ort
         try:
-            return ort.InferenceSession(data, sess_options=session_options(self.threads),
+            return ort.InferenceSession(data, sess_options=session_options(self.threads, self.blocked_layout),
                                         providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelError(f"model file {self.models_dir / name} does not load in onnxruntime: {e}") from None
@@ -188,8 +201,13 @@ def usable_threads(wanted: int) -> int:
     return max(1, min(int(wanted), cpus))
 
 
-def session_options(threads: int):
-    """onnxruntime options for both models (bench/face_bench.py measures the same ones)."""
+def session_options(threads: int, blocked_layout: bool = True):
+    """onnxruntime options for both models (bench/face_bench.py measures the same ones).
+
+    ``blocked_layout=False`` turns off onnxruntime's NCHWc layout transformer, which x86 CPUs
+    with AVX2 would otherwise use: the graph then runs in plain NCHW, as on ARM, where that
+    transformer does not exist (graphs.blocked_layout_available).
+    """
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -198,16 +216,19 @@ def session_options(threads: int):
     so.intra_op_num_threads = usable_threads(threads)
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    # Worker threads spin between the operators of one run (SFace has ~140 small ones: waking
-    # sleeping threads for each cost more than the work) but stop at the end of every run,
-    # so nothing busy-waits between frames and the two sessions never spin against each other.
-    so.add_session_config_entry("session.intra_op.allow_spinning", "1")
-    so.add_session_config_entry("session.force_spinning_stop", "1")
+    # Worker threads sleep between operators instead of spinning. Spinning saved ~10 % per frame
+    # at 2 threads on an idle machine (21 -> 19 ms), but when other programs want the same cores
+    # every operator waits for a descheduled spinner: measured on a busy 2-core machine (load 4-5),
+    # 2 threads took 88 ms per frame spinning and 41 ms without (OpenCV: 67 ms). The reader's
+    # cores are shared with capture and the display, so a bounded worst case wins over 10 %.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # fold SFace's blockwise DequantizeLinear weights once at load instead of on every run
     # (48 -> 30 ms, same output; MODELS.md); a graph without them is not affected
     so.add_session_config_entry("session.disable_quant_qdq", "1")
     # no second, pre-packed copy of the weights: measured the same speed, ~20 MB less at peak
     so.add_session_config_entry("session.disable_prepacking", "1")
+    if not blocked_layout:
+        so.add_session_config_entry("optimization.disable_specified_optimizers", "NchwcTransformer")
     return so
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from myna_models.errors import ModelError
 
 DEFAULT_MANIFEST = Path(__file__).with_name("manifest.toml")
-ROLES = ("detector", "recognizer")
+ROLES = ("detector", "recognizer", "antispoof")
 MAX_MODEL_BYTES = 256 * 1024 * 1024
 
 
@@ -200,7 +200,8 @@ def _plain(v: Any) -> Any:
 
 HEADER = """myna-reader face model manifest (package data of myna_models).
 Every model file is checked against its size and sha256 before it is loaded; a mismatch stops the daemon.
-[threshold] is written by `mynactl face-calibrate`; edit the rest by hand only with new, verified hashes."""
+[threshold] is the shipped default (public reference); site calibrations live in the state dir, not here.
+Edit the rest by hand only with new, verified hashes."""
 
 
 def write_manifest(data: dict[str, Any], path: Path | str) -> None:

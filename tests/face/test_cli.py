@@ -111,7 +111,19 @@ def test_face_calibrate_no_write(models_dir, faces_dir, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     assert (out / "face-calibration.md").is_file() and (out / "face-roc.png").is_file()
     assert manifest.read_bytes() == before
-    assert "EER" in (out / "face-calibration.md").read_text()
+    assert "identity-disjoint" in (out / "face-calibration.md").read_text()
+    # writing needs the reader's state directory (never the package's manifest)
+    rc = main(["--config", str(tmp_path / "absent.toml"), "face-calibrate", str(sub), "--out", str(out),
+               "--no-progress", "--models-dir", str(models_dir)])
+    assert rc == 1 and "--state-dir" in capsys.readouterr().err
+    rc = main(["face-calibrate", str(sub), "--out", str(out), "--state-dir", str(tmp_path / "state"),
+               "--no-progress", "--models-dir", str(models_dir)])
+    assert rc == 0 and (tmp_path / "state" / "face-calibration.toml").is_file()
+    assert "95% bound" in capsys.readouterr().out
+    assert manifest.read_bytes() == before
+    rc = main(["face-verify", str(faces_dir / "bbt_raj__1.jpg"), str(faces_dir / "bbt_raj__2.jpg"), "--json",
+               "--state-dir", str(tmp_path / "state"), "--models-dir", str(models_dir)])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["threshold"] >= 0.363
 
 
 def test_python_m_mynad_ctl_face_verify(models_dir, faces_dir):
