@@ -106,6 +106,9 @@ class FaceSection:
     time_limit_s: float = 10.0
     frames_needed: int = 3
     liveness: bool = True
+    # The passive presentation-attack model (MiniFASNet) on every accepted frame
+    # (docs/antispoof.md). Off only to measure what it costs.
+    pad: bool = True
 
 
 @dataclass(frozen=True)

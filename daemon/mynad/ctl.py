@@ -106,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mynactl: face commands unavailable: {e}", file=sys.stderr)
     else:
         add_subcommands(sub)
+    try:
+        from myna_models.cardface.cli import add_card_face
+    except ImportError as e:  # the card-face reader needs the models package
+        print(f"mynactl: card-face command unavailable: {e}", file=sys.stderr)
+    else:
+        add_card_face(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

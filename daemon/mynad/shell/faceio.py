@@ -30,6 +30,7 @@ class FaceIO:
         self._loop = loop
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face")
         self.engine = None
+        self.pad = None  # myna_models.antispoof.AntiSpoof when [face] pad is on
         self._embedding_task: asyncio.Future | None = None
         self._stop = threading.Event()
         self._session_future = None
@@ -42,7 +43,12 @@ class FaceIO:
 
         self.engine = FaceEngine(self.cfg.models_dir, self.cfg.manifest, threads=self.cfg.threads,
                                  calibration=self.calibration)
-        log.info("face models loaded and verified (threshold %.3f)", self.engine.threshold)
+        if self.cfg.pad:
+            from myna_models.antispoof import AntiSpoof
+
+            self.pad = AntiSpoof(self.cfg.models_dir, self.cfg.manifest, threads=1)
+        log.info("face models loaded and verified (threshold %.3f, presentation-attack model %s)",
+                 self.engine.threshold, "on" if self.pad is not None else "off")
 
     @property
     def enabled(self) -> bool:
@@ -93,7 +99,7 @@ class FaceIO:
             first = cam.read()
             session = FaceVerification(self.engine, embedding, time_limit_s=self.cfg.time_limit_s,
                                        frames_needed=self.cfg.frames_needed, liveness=self.cfg.liveness,
-                                       clock_start=first.t)
+                                       clock_start=first.t, pad=self.pad)
             frame = first
             last_hint = None
             while not self._stop.is_set():

@@ -78,6 +78,7 @@ class Profile:
     card_expiry_year: int
     pin_tries: int = 3
     my_number: str = ""
+    card_kind: str = "japanese"  # printed face: japanese (和暦) | foreign (西暦) | next_gen (西暦)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -123,7 +124,7 @@ def profile_from_dict(key: str, d: dict[str, Any], today: dt.date | None = None)
     today = today or dt.date.today()
     known = {"name", "kana", "birth_date", "sex", "address", "pin", "pin_tries", "cert_days_left",
              "cert_not_before", "cert_not_after", "photo", "registered", "security_code", "card_expiry_year",
-             "my_number"}
+             "my_number", "card_kind"}
     if "cert_days_left" in d:
         not_after = today + dt.timedelta(days=int(d["cert_days_left"]))
     elif "cert_not_after" in d:
@@ -143,6 +144,9 @@ def profile_from_dict(key: str, d: dict[str, Any], today: dt.date | None = None)
     if not (len(sc) == 4 and sc.isdigit()):
         raise ValueError(f"{key}.security_code must be 4 digits")
     pin_tries = int(d.get("pin_tries", 3))
+    card_kind = str(d.get("card_kind", "japanese"))
+    if card_kind not in ("japanese", "foreign", "next_gen"):
+        raise ValueError(f"{key}.card_kind must be japanese, foreign or next_gen")
     if not 0 <= pin_tries <= 3:
         raise ValueError(f"{key}.pin_tries must be 0..3")
     return Profile(
@@ -161,6 +165,7 @@ def profile_from_dict(key: str, d: dict[str, Any], today: dt.date | None = None)
         security_code=sc,
         card_expiry_year=int(d.get("card_expiry_year", today.year + 5)),
         my_number=str(d.get("my_number", "")),
+        card_kind=card_kind,
         extra={k: v for k, v in d.items() if k not in known},
     )
 
