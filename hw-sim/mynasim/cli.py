@@ -22,8 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="out/demo", help="run folder (screens, timeline, logs)")
     p.add_argument("--profile", default="taro")
     p.add_argument("--method", choices=("pin", "face"), default="pin", help="how the patient proves who they are")
-    p.add_argument("--camera", choices=("holder", "other", "photo"), default="holder",
-                   help="with --method face: who is in front of the camera (other/photo must be refused)")
+    from mynasim.demo import CAMERAS
+
+    p.add_argument("--camera", choices=CAMERAS, default="holder",
+                   help="with --method face: who or what is in front of the camera (all but holder must be "
+                        "refused; print_*/replay/slideshow are presentation attacks, see docs/face.md)")
     p.add_argument("--quiet", action="store_true", help="do not echo the daemon's log")
     p = sub.add_parser("gallery", help="render every screen state to PNG plus an HTML index")
     p.add_argument("--out", default="out/gallery")
@@ -31,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="out/run")
     p.add_argument("--no-daemon", action="store_true", help="start only the virtual hardware")
     sub.add_parser("card", help="run one virtual card: mynasim card --profile NAME [--slot N] | --list-profiles")
+    from mynasim.cardface.cli import add_card_face
+
+    add_card_face(sub)
     args = parser.parse_args(argv)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     if args.cmd == "demo":
@@ -38,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo(Path(args.out), profile=args.profile, echo=not args.quiet, method=args.method,
                         camera=args.camera)
+    if args.cmd == "card-face":
+        return args.func(args)
     if args.cmd == "gallery":
         from mynasim.gallery import build_gallery
 

@@ -9,7 +9,8 @@ photo of the same person than the card's, turning the head when asked), and the 
 models match it against the photo read from the card. ``--camera other`` puts someone
 else in front of the camera and ``--camera photo`` a printed photo of the card holder:
 then face authentication must be refused (「顔認証ができませんでした」), and the demo passes
-when it is.
+when it is. ``--camera print_rotated`` (and the other ``ATTACK_CAMERAS``) stages a presentation
+attack that follows the screen like the holder would (``mynasim.patient``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import time
 from pathlib import Path
 
 from mynasim.rig import SimRig
+
+ATTACK_CAMERAS = ("print_stand", "print_wave", "print_rotated", "print_turned", "print_bent", "replay", "slideshow")
+CAMERAS = ("holder", "other", "photo") + ATTACK_CAMERAS
 
 
 def _camera_scene(rig: SimRig, profile: str, camera: str) -> tuple[Path, str, str]:
@@ -33,7 +37,15 @@ def _camera_scene(rig: SimRig, profile: str, camera: str) -> tuple[Path, str, st
     live = live if live.exists() else card
     if camera == "photo":
         return live, "photo", "a printed photo of the card holder"
+    if camera in ATTACK_CAMERAS:
+        return live, camera, f"a presentation attack with the card holder's photos ({camera})"
     return live, "live", "the card holder"
+
+
+def _holder_slides(card: Path) -> list[str]:
+    """The holder's other photos, as an attacker would collect them for a slideshow."""
+    stem = card.stem.split("__")[0]
+    return [str(p) for p in sorted(card.parent.glob(f"{stem}__*")) if p != card][:3] or [str(card)]
 
 
 def run_demo(run_dir: Path, profile: str = "taro", echo: bool = True, method: str = "pin",
@@ -47,7 +59,8 @@ def run_demo(run_dir: Path, profile: str = "taro", echo: bool = True, method: st
         if method == "face":
             photo, behaviour, who = _camera_scene(rig, profile, camera)
             print(f"mynasim demo: in front of the camera: {who} ({photo.name}, {behaviour})", flush=True)
-            rig.show_face(photo, behaviour=behaviour)
+            extra = {"slides": _holder_slides(rig.photo_of(profile))} if behaviour == "slideshow" else {}
+            rig.show_face(photo, behaviour=behaviour, **extra)
         print(f"mynasim demo: patient places the card of {prof.name} ({profile})", flush=True)
         rig.place_card(profile)
         choice = rig.wait_screen("method_choice", timeout=20, after=mark)

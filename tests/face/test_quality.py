@@ -258,4 +258,6 @@ def test_props_without_face_geometry_and_unknown_names(faces_dir, caplog):
     assert "unknown prop 'hat'" in caplog.text
     assert masked.shape == clean.shape and np.mean(np.abs(masked.astype(int) - clean.astype(int))) > 2
     lit = SceneRenderer({"source": src, "sway_deg": 0, "props": "backlight"}, (320, 240)).render(0.0)
-    assert lit[:, :20].mean() > 200 > clean[:, :20].mean()      # the wall became a window
+    assert lit[:, :20].mean() > 200                              # the wall became a window
+    face = (slice(60, 150), slice(120, 200))
+    assert lit[face].mean() < clean[face].mean()                 # and the face is in its shadow

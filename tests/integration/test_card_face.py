@@ -61,15 +61,15 @@ def test_an_unreadable_card_face_falls_back_without_spending_a_try(rig: SimRig):
 
 
 def test_a_card_with_few_code_b_tries_left_keeps_them(rig: SimRig):
-    rig.card_slot.state.set_tries("expiring", "face/0012", 3)
+    rig.card_slot.state.set_tries("taro", "face/0012", 3)
     try:
-        mark, params = method_choice(rig, "expiring", "clean")
+        mark, params = method_choice(rig, "taro", "clean")
         assert "face" not in params["choices"] and params.get("note") == "code_b_reserve"
         leave(rig, mark)
         assert not [a for a in _apdus(rig, mark) if a["c"].startswith(VERIFY) and a["lc"] == 14]
-        assert code_b_tries(rig, "expiring") == 3
+        assert code_b_tries(rig, "taro") == 3
     finally:
-        rig.card_slot.state.set_tries("expiring", "face/0012", 10)
+        rig.card_slot.state.set_tries("taro", "face/0012", 10)
 
 
 @pytest.mark.parametrize("seed", [11, 23, 37, 41])
