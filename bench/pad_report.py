@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verbose", action="store_true", help="one line per attempt")
     ap.add_argument("--models", default=str(ROOT / "assets" / "models"))
     ap.add_argument("--faces", default=str(ROOT / "assets" / "faces"))
+    ap.add_argument("--pad", choices=("on", "off", "both"), default="both",
+                    help="the passive PAD model on every accepted frame, as the daemon runs it (default: "
+                         "both, the same attempts without and with it)")
     args = ap.parse_args(argv)
 
     from PIL import Image
@@ -112,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     from mynasim.patient import simulate_attempt
 
     engine = FaceEngine(Path(args.models), threads=args.threads)
+    from myna_models.antispoof import AntiSpoof
+
+    pad_model = AntiSpoof(Path(args.models), threads=1)
+    modes = {"off": [None], "on": [pad_model], "both": [None, pad_model]}[args.pad]
     people, cards = [], {}
     for photos in identities(Path(args.faces)):
         for j, card in enumerate(photos):   # the first photo usable as a card photo is the card
@@ -147,31 +154,35 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     t_all = time.perf_counter()
     for kind in kinds:
-        accepted, reasons, t0 = 0, Counter(), time.perf_counter()
-        for i in range(args.n):
-            photos = people[(i + args.seed) % len(people)]
-            seed = args.seed * 100_003 + i * 7919 + KINDS.index(kind)
-            u, t, _ = simulate_attempt(engine, cards[photos[0]], scene_for(kind, photos, boxes), FOLLOWS[kind], seed)
-            accepted += bool(u.match)
-            if args.verbose:
-                print(f"\n    {photos[1].name} seed {seed}: {u.reason} {u.detail or ''} t={t:.1f}", end="")
-            reasons[u.reason if u.reason != "liveness_failed" else f"liveness:{u.detail}"] += 1
-            print(f"\r  {kind:14} {i + 1:3}/{args.n}  accepted {accepted}", end="", flush=True)
-        dt = time.perf_counter() - t0
-        print(f"\r  {kind:14} {args.n:3}/{args.n}  accepted {accepted}  ({dt / args.n:.1f} s per attempt)",
-              flush=True)
-        rows.append((kind, accepted, args.n, reasons))
+        for pad in modes:
+            tag = f"{kind}{' +PAD' if pad is not None else ''}"
+            accepted, reasons, t0 = 0, Counter(), time.perf_counter()
+            for i in range(args.n):
+                photos = people[(i + args.seed) % len(people)]
+                seed = args.seed * 100_003 + i * 7919 + KINDS.index(kind)
+                u, t, _ = simulate_attempt(engine, cards[photos[0]], scene_for(kind, photos, boxes), FOLLOWS[kind],
+                                           seed, pad=pad)
+                accepted += bool(u.match)
+                if args.verbose:
+                    print(f"\n    {photos[1].name} seed {seed}: {u.reason} {u.detail or ''} t={t:.1f}", end="")
+                reasons[u.reason if u.reason != "liveness_failed" else f"liveness:{u.detail}"] += 1
+                print(f"\r  {tag:19} {i + 1:3}/{args.n}  accepted {accepted}", end="", flush=True)
+            dt = time.perf_counter() - t0
+            print(f"\r  {tag:19} {args.n:3}/{args.n}  accepted {accepted}  ({dt / args.n:.1f} s per attempt)",
+                  flush=True)
+            rows.append((kind, pad is not None, accepted, args.n, reasons))
 
     print()
-    print("| presentation | n | accepted | rate | 95 % upper | outcomes |")
-    print("|---|---|---|---|---|---|")
-    for kind, acc, n, reasons in rows:
+    print("| presentation | PAD model | n | accepted | rate | 95 % upper | outcomes |")
+    print("|---|---|---|---|---|---|---|")
+    for kind, with_pad, acc, n, reasons in rows:
         if kind == "holder":
             err, label = n - acc, "BPCER (holder refused)"
         else:
             err, label = acc, f"APCER {kind}"
         out = ", ".join(f"{r} {c}" for r, c in reasons.most_common())
-        print(f"| {label} | {n} | {acc} | {err / n:.0%} | {upper_bound(err, n):.0%} | {out} |")
+        print(f"| {label} | {'on' if with_pad else 'off'} | {n} | {acc} | {err / n:.0%} | {upper_bound(err, n):.0%} "
+              f"| {out} |")
     print(f"\npad_report: done in {time.perf_counter() - t_all:.0f} s", flush=True)
     return 0
 
