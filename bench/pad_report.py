@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+
+from myna_models.threshold_stats import binom_upper  # one Clopper-Pearson bound for every report
 
 ROOT = Path(__file__).resolve().parents[1]
 # the sim's person faces front only as far as its photo does (yaw proxy of the photo)
@@ -38,26 +39,6 @@ KINDS = ("holder", "print_stand", "print_wave", "print_rotated", "print_turned",
 # which Follower reacts to the screen for each kind (None: nobody does, the thing is just held)
 FOLLOWS = {"holder": "patient", "print_stand": None, "print_wave": None, "print_rotated": "print_rotated",
            "print_turned": "print_turned", "print_bent": "print_bent", "replay": "replay", "slideshow": "slideshow"}
-
-
-def upper_bound(k: int, n: int, conf: float = 0.95) -> float:
-    """One-sided Clopper-Pearson upper bound of a binomial proportion (bisection on the CDF)."""
-    if n == 0:
-        return 1.0
-    if k >= n:
-        return 1.0
-
-    def cdf(p: float) -> float:   # P(X <= k | n, p)
-        return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k + 1))
-
-    lo, hi = k / n, 1.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if cdf(mid) > 1 - conf:
-            lo = mid
-        else:
-            hi = mid
-    return hi
 
 
 def identities(faces: Path) -> list[list[Path]]:
@@ -181,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             err, label = acc, f"APCER {kind}"
         out = ", ".join(f"{r} {c}" for r, c in reasons.most_common())
-        print(f"| {label} | {'on' if with_pad else 'off'} | {n} | {acc} | {err / n:.0%} | {upper_bound(err, n):.0%} "
+        print(f"| {label} | {'on' if with_pad else 'off'} | {n} | {acc} | {err / n:.0%} | {binom_upper(err, n):.0%} "
               f"| {out} |")
     print(f"\npad_report: done in {time.perf_counter() - t_all:.0f} s", flush=True)
     return 0

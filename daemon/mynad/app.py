@@ -21,6 +21,7 @@ from mynad.config import DaemonConfig
 from mynad.core import events as ev
 from mynad.core.flow import ReceptionFlow
 from mynad.core.secret import PinBuffer
+from mynad.memory import release_free_memory
 from mynad.shell.cardio import CardIO
 from mynad.shell.describe import describe_action, describe_event
 from mynad.shell.cardfaceio import CardFaceIO, CodeB
@@ -255,6 +256,7 @@ class App:
             self.pin.end()
             self.face.forget()
             self._forget_code_b()
+            release_free_memory()
             if self.flow.visit is not None:
                 self.host.forget(self.flow.visit.visit_id)
 

@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: OK")
         return 0
     from mynad.app import App, StartupError
+    from mynad.memory import tune_allocator
+
+    tune_allocator()
 
     try:
         return asyncio.run(App(cfg, simulator=args.simulator).run())

@@ -80,8 +80,11 @@ class MatrixKeypad:
     def step(self, raw: frozenset[int], now: float) -> int | None:
         """Feed one scan result; returns the position to report, if any (pure logic, testable)."""
         if raw != self._candidate:
+            late = self._late_press(now)
             self._candidate = raw
             self._candidate_since = now
+            if late is not None:
+                return late
         if raw == self._stable or now - self._candidate_since < self.debounce:
             return None
         previous, self._stable = self._stable, raw
@@ -93,6 +96,21 @@ class MatrixKeypad:
             return None
         if not previous and not self._blocked:
             return next(iter(raw))
+        return None
+
+    def _late_press(self, now: float) -> int | None:
+        """A single key seen down once, and found changed only ``debounce`` or more later.
+
+        When the machine is busy (the face engine or the OCR on every core) this thread can
+        miss its scans for longer than a short press lasts: it saw the key down once and, at
+        its next scan, up again. Contact bounce never lasts the debounce time, so a key seen
+        down with that long before the next look was held: count it, rather than lose a
+        patient's key. A key seen down for less (a bounce) still does not count.
+        """
+        c = self._candidate
+        if len(c) == 1 and not self._stable and not self._blocked and now - self._candidate_since >= self.debounce:
+            self._stable = c  # its release then follows the usual path
+            return next(iter(c))
         return None
 
     def _run(self) -> None:

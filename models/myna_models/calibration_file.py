@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from myna_models.errors import ModelError
-from myna_models.manifest import dumps
+from myna_models.manifest import atomic_write_text, dumps
 
 log = logging.getLogger("myna.face.calibration")
 
@@ -111,19 +109,5 @@ def parse_calibration(data: dict[str, Any], p: Path, recognizer: str, recognizer
 def write_calibration(path: Path | str, data: dict[str, Any]) -> None:
     """Atomically replace ``path`` (created with its folder if needed) with ``data`` in TOML."""
     p = Path(path)
-    text = dumps(data, HEADER)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".face-calibration-", suffix=".toml", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_text(p, dumps(data, HEADER), prefix=".face-calibration-")

@@ -227,6 +227,11 @@ def session_options(threads: int, blocked_layout: bool = True):
     so.add_session_config_entry("session.disable_quant_qdq", "1")
     # no second, pre-packed copy of the weights: measured the same speed, ~20 MB less at peak
     so.add_session_config_entry("session.disable_prepacking", "1")
+    # No memory arena: an arena keeps the largest buffers each session ever needed (the card
+    # photo's 640x640 still canvas, every frame size, the OCR lines) for the daemon's life and
+    # grew the daemon by ~50 MB per model; without it the buffers go back to the allocator
+    # (mynad.memory trims it after each visit). Per-frame time measured the same (bench/daemon_rss.py).
+    so.enable_cpu_mem_arena = False
     if not blocked_layout:
         so.add_session_config_entry("optimization.disable_specified_optimizers", "NchwcTransformer")
     return so

@@ -204,11 +204,11 @@ Every model file is checked against its size and sha256 before it is loaded; a m
 Edit the rest by hand only with new, verified hashes."""
 
 
-def write_manifest(data: dict[str, Any], path: Path | str) -> None:
-    """Atomically replace ``path`` with ``data`` in TOML."""
+def atomic_write_text(path: Path | str, text: str, prefix: str = ".tmp-") -> None:
+    """Replace ``path`` with ``text`` so that a power cut leaves the old file or the new one,
+    never half of either: write a temp file beside it, fsync, rename over."""
     p = Path(path)
-    text = dumps(data, HEADER)
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".toml", dir=p.parent)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=p.suffix, dir=p.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -222,6 +222,11 @@ def write_manifest(data: dict[str, Any], path: Path | str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_manifest(data: dict[str, Any], path: Path | str) -> None:
+    """Atomically replace ``path`` with ``data`` in TOML."""
+    atomic_write_text(path, dumps(data, HEADER), prefix=".manifest-")
 
 
 def update_threshold(path: Path | str, recognizer: str, values: dict[str, Any]) -> dict[str, Any]:

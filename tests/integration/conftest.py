@@ -16,11 +16,11 @@ def _need(exe: str) -> None:
         pytest.fail(f"{exe} is not installed: run scripts/setup.sh")
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory) -> SimRig:
+def running_rig(folder, **overrides):
+    """A started rig; at the end the daemon must exit cleanly and its log hold no traceback."""
     _need("pcscd")
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    r = SimRig(tmp_path_factory.mktemp("rig"), echo=bool(os.environ.get("MYNA_ECHO")))
+    r = SimRig(folder, overrides=overrides or None, echo=bool(os.environ.get("MYNA_ECHO")))
     r.start()
     yield r
     code = r.stop_daemon()
@@ -28,3 +28,8 @@ def rig(tmp_path_factory) -> SimRig:
     r.close()
     assert code == 0, f"mynad exited with {code}"
     assert "Traceback" not in log, log[-4000:]
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory) -> SimRig:
+    yield from running_rig(tmp_path_factory.mktemp("rig"))

@@ -11,12 +11,11 @@ policy of three is tested with the holder), so each attack is one refusal.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from mynasim.demo import ATTACK_CAMERAS, _holder_slides
 from mynasim.rig import SimRig
+from tests.integration.conftest import running_rig
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.models]
 
@@ -25,16 +24,7 @@ PROFILE = "taro"
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory) -> SimRig:
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    r = SimRig(tmp_path_factory.mktemp("attacks"), overrides={"flow": {"face_attempts": 1}},
-               echo=bool(os.environ.get("MYNA_ECHO")))
-    r.start()
-    yield r
-    code = r.stop_daemon()
-    log = "\n".join(r.log_lines)
-    r.close()
-    assert code == 0, f"mynad exited with {code}"
-    assert "Traceback" not in log, log[-4000:]
+    yield from running_rig(tmp_path_factory.mktemp("attacks"), flow={"face_attempts": 1})
 
 
 def attempt(rig: SimRig, behaviour: str, seed: int) -> tuple[str, list[str]]:

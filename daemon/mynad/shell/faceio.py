@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Awaitable, Callable
 
 from mynad.config import FaceSection
+from mynad.memory import release_free_memory
 from mynad.core.events import Event, FaceDone, FaceHint, FaceUnavailable
 
 log = logging.getLogger("mynad.face")
@@ -65,6 +66,7 @@ class FaceIO:
             jp2 = await read_photo()
             emb = await self._loop.run_in_executor(self._worker, self.engine.embed_card_photo, jp2)
             del jp2
+            release_free_memory()  # the still's canvas and the decoded photo are not needed again
             log.info("card photo embedded")
             return emb
         except Exception as e:
