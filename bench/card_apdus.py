@@ -96,8 +96,10 @@ def visit(slot: VirtualCardSlot, profile, kind: str) -> tuple[Recorder, dict]:
             rec.step = "signature"
             card.sign(b"host challenge nonce 32 bytes....")
         else:
+            rec.step = "照合番号B counter"
+            card.code_b_status()  # what the daemon asks before offering 顔認証 (no try spent)
             rec.step = "face photo"
-            photo = card.face_photo(profile.code_b())
+            photo = card.face_photo(bytearray(profile.code_b().encode()), reserve=3)
             sizes["photo"] = len(photo)
             sizes["record"] = slot.card.ef_data("face", 0x0002).__len__() if slot.card else 0
     finally:
@@ -114,12 +116,14 @@ def minimum(kind: str, sizes: dict) -> int:
     shown to the patient and guards the last try).
     PIN: VERIFY, then SELECT key + COMPUTE SIGNATURE (OpenSC's form; P2=97 naming the
     key by SFI would save the SELECT but is not in OpenSC and unverified on real cards).
-    Face: SELECT 券面AP, SELECT 0012 + VERIFY 照合番号B, SELECT 0002 + ceil(record/256) READs.
+    Face: SELECT 券面AP, SELECT 0012 + retry query (照合番号B locks after 10 misses, and the
+    reader keeps a reserve of tries: it must know the counter before it may submit) + VERIFY
+    照合番号B, SELECT 0002 + ceil(record/256) READs.
     """
     common = 1 + 2 + 1 + math.ceil(sizes["cert"] / 256) + 2
     if kind == "pin":
         return common + 1 + 2
-    return common + 1 + 2 + 1 + math.ceil(sizes["record"] / 256)
+    return common + 1 + 3 + 1 + math.ceil(sizes["record"] / 256)
 
 
 def table(rec: Recorder) -> list[str]:
