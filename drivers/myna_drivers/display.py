@@ -1,7 +1,8 @@
 """The patient display: a 256x64 SSD1322 OLED (4-bit greyscale) on SPI, or a PNG per frame.
 
-``open_display(cfg, sim)`` returns an object with ``show(image, screen_id, text,
-params)`` and ``close()``; the shell calls both from its single display thread.
+Both classes offer ``show(image, screen_id, text, params)`` and ``close()`` (the
+``Display`` interface of ``myna_drivers.devices``, which chooses between them); the
+shell calls both from its single display thread.
 
 * real: ``luma.oled.device.ssd1322`` over ``luma.core.interface.serial.spi``
   (imported only here, so the daemon imports fine off the Pi).
@@ -88,12 +89,6 @@ class SimDisplay:
     def close(self) -> None:
         if self.device is not None:
             self.device.cleanup()
-
-
-def open_display(cfg: Any, sim: Any) -> OledDisplay | SimDisplay:
-    if cfg.backend == "sim":
-        return SimDisplay(cfg, getattr(sim, "bus", "") or "")
-    return OledDisplay(cfg)
 
 
 def _fit(image, size: tuple[int, int]):

@@ -1,7 +1,8 @@
 """Buzzer and LED: short sound patterns and a status light.
 
-``open_indicators(cfg, sim)`` returns an object with ``indicate(buzzer, led)``
-and ``close()``. Values come from ``mynad.core.events.Indicate``:
+Both classes offer ``indicate(buzzer, led)`` and ``close()`` (the ``Indicators``
+interface of ``myna_drivers.devices``, which chooses between them). Values come
+from ``mynad.core.events.Indicate``:
 buzzer ``"key" | "ok" | "error" | "remind"`` (``None`` = leave as is),
 led ``"on" | "off" | "blink"`` (``None`` = leave as is).
 
@@ -159,9 +160,3 @@ class SimIndicators:
 
     def close(self) -> None:
         pass
-
-
-def open_indicators(cfg: Any, sim: Any, gpio: Any = None) -> GpioIndicators | SimIndicators:
-    if cfg.backend == "sim":
-        return SimIndicators(getattr(sim, "bus", "") or "")
-    return GpioIndicators(cfg, gpio)

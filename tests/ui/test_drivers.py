@@ -8,12 +8,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from mynad.config import DisplaySection, IndicatorSection, SimSection
+from mynad.config import DisplaySection, IndicatorSection
 from mynad.ui.render import render
 from mynad.ui.screens import Screen
 from mynad.ui.texts import screen_text
-from myna_drivers.display import SimDisplay, open_display
-from myna_drivers.indicators import PATTERNS, GpioIndicators, SimIndicators, open_indicators
+from myna_drivers.display import SimDisplay
+from myna_drivers.indicators import PATTERNS, GpioIndicators, SimIndicators
 
 
 class FakeBus:
@@ -27,8 +27,7 @@ class FakeBus:
 
 def test_sim_display_writes_numbered_pngs_and_announces(tmp_path: Path):
     cfg = DisplaySection(backend="sim", out_dir=tmp_path / "screens")
-    disp = open_display(cfg, SimSection(bus=""))
-    assert isinstance(disp, SimDisplay)
+    disp = SimDisplay(cfg, "")
     disp.bus = FakeBus()
     for sid, params in (("idle", {"mode": "auto"}), ("reading", {})):
         s = Screen(sid, params)
@@ -43,7 +42,7 @@ def test_sim_display_writes_numbered_pngs_and_announces(tmp_path: Path):
     assert dev == "display" and fields["screen"] == "idle" and fields["png"].endswith("0001-idle.png")
     assert "マイナ保険証を置いてください" in fields["text"] and fields["params"] == {"mode": "auto"}
     # a restarted daemon continues the numbering
-    disp2 = open_display(cfg, SimSection(bus=""))
+    disp2 = SimDisplay(cfg, "")
     disp2.show(render(Screen("reading"))[0], "reading", "", {})
     assert (tmp_path / "screens" / "0003-reading.png").exists()
 
@@ -93,8 +92,7 @@ class FakeGPIO:
 
 def test_gpio_indicators_play_patterns_and_blink():
     g = FakeGPIO()
-    ind = open_indicators(IndicatorSection(backend="real", buzzer_pin=18, led_pin=23), SimSection(), gpio=g)
-    assert isinstance(ind, GpioIndicators)
+    ind = GpioIndicators(IndicatorSection(backend="real", buzzer_pin=18, led_pin=23), gpio=g)
     ind.indicate(buzzer="ok", led="blink")
     time.sleep(1.3)
     ind.indicate(buzzer=None, led="off")
@@ -109,8 +107,7 @@ def test_gpio_indicators_play_patterns_and_blink():
 
 
 def test_sim_indicators_send_bus_messages():
-    ind = open_indicators(IndicatorSection(backend="sim"), SimSection(bus=""))
-    assert isinstance(ind, SimIndicators)
+    ind = SimIndicators("")
     ind.bus = FakeBus()
     ind.indicate(buzzer="remind", led="blink")
     ind.indicate(led="off")
