@@ -258,12 +258,17 @@ def test_card_photo_not_an_image(engine, blob):
 
 @pytest.mark.parametrize("make", [_j2k_header, _jp2_box_header])
 @pytest.mark.parametrize("size", [(20000, 20000), (1200, 1200), (100000, 10)])
-def test_card_photo_bomb_rejected_fast(engine, make, size):
+def test_card_photo_bomb_rejected_fast(engine, make, size, monkeypatch):
+    """Refused from the header alone: the pixels are never decoded (no time spent, no memory)."""
+    from PIL import Image
+
+    def no_decoding(*a, **k):
+        raise AssertionError("the bomb's pixels were decoded")
+
+    monkeypatch.setattr(Image.core, "jpeg2k_decoder", no_decoding)
     blob = make(*size)
-    t0 = time.perf_counter()
     with pytest.raises(PhotoError) as e:
         engine.embed_card_photo(blob)
-    assert time.perf_counter() - t0 < 0.5
     assert isinstance(e.value, FaceError) and str(e.value) == e.value.message
 
 
@@ -283,20 +288,3 @@ def test_card_photo_without_face(engine):
     Image.new("L", (180, 240), 128).save(out, "JPEG2000")
     with pytest.raises(NoFace):
         engine.embed_card_photo(out.getvalue())
-
-
-def test_frame_timing(engine, photo):
-    """Per-frame cost on a 640x480 frame (printed with -s; a loose bound only)."""
-    frame = np.asarray(Image.fromarray(photo("deepface_p04__1.jpg")).resize((640, 480)))
-    engine.embed_image(frame)
-    n = 5
-    t0 = time.perf_counter()
-    for _ in range(n):
-        faces = engine.detect(frame)
-    t1 = time.perf_counter()
-    for _ in range(n):
-        engine.embed_face(frame, faces[0])
-    t2 = time.perf_counter()
-    det, emb = (t1 - t0) / n * 1000, (t2 - t1) / n * 1000
-    print(f"\nper frame (640x480, {engine.threads} threads): detect {det:.1f} ms, align+embed {emb:.1f} ms")
-    assert det + emb < 2000
