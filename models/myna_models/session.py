@@ -105,7 +105,8 @@ class FaceVerification:
         face = max(faces, key=quality.eye_distance)
 
         if self.pad is not None and self._pad_says_attack(bgr, face):
-            return self._finish(False, "presentation_attack")
+            return self._finish(False, "presentation_attack", detail=(
+                f"live-face score {float(np.median(self.pad_scores)):.2f} < {float(self.pad.threshold):.2f}"))
 
         frontal, turned = True, False
         live = self.liveness

@@ -111,8 +111,9 @@ class FaceIO:
                     last_hint = update.hint
                     post(FaceHint(update.hint))
                 if update.done:
-                    log.info("face attempt %d: %s (score %s)", attempt, update.reason,
-                             f"{update.score:.3f}" if update.score is not None else "-")
+                    log.info("face attempt %d: %s (match score %s%s)", attempt, update.reason,
+                             f"{update.score:.3f}" if update.score is not None else "-",
+                             f"; {update.detail}" if update.detail else "")
                     post(FaceDone(bool(update.match), update.reason or "", update.score))
                     return
                 frame = cam.read()
