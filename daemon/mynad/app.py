@@ -27,6 +27,7 @@ from mynad.shell.describe import describe_action, describe_event
 from mynad.shell.cardfaceio import CardFaceIO, CodeB
 from mynad.shell.faceio import FaceIO
 from mynad.shell.hostio import HostIO, cons_time
+from mynad.shell.openvisit import ABORT_CODE, ABORT_REASON, OpenVisitError, OpenVisitRecord
 from mynad.shell.pinentry import PinEntry
 from mynad.shell.screenio import ScreenIO
 
@@ -118,6 +119,8 @@ class App:
             await self.host.start()
         except Exception as e:
             raise StartupError(f"host link: {getattr(e, 'message', None) or e}") from e
+        self.open_visit = OpenVisitRecord(cfg.reader.state_dir)
+        self._close_interrupted_visit()
         self.card = CardIO(cfg.card, self.post, self.loop, self._on_reader_event)
         self._closers.append(("card reader", self.card.stop))
         _opening("card reader (PC/SC)", self.card.start)
@@ -336,10 +339,12 @@ class App:
         except CardError as e:
             self.post(ev.AuthFailed(e.code, getattr(e, "reason", type(e).__name__)))
             return
-        self.host.send("visit.authenticated", **fields)
+        await self.host.submit("visit.authenticated", **fields)  # waits for room rather than refusing
 
     def _send_host(self, a: ev.SendHost) -> None:
         fields = dict(a.fields)
+        if a.type == "visit.started":
+            self._note_visit_open(str(fields.get("visit_id")))  # on disk before the host can open it
         if a.type == "visit.started" and self.card.visit is not None:
             cv = self.card.visit
             fields.update(cert_der=base64.b64encode(cv.cert_der).decode(), cert_serial=str(cv.cert_serial),
@@ -347,3 +352,38 @@ class App:
         elif a.type == "visit.result":
             fields["ConsTime"] = cons_time()
         self.host.send(a.type, **fields)
+        if a.type in ("visit.result", "visit.aborted"):
+            self._note_visit_closed(str(fields.get("visit_id")))
+
+    # ------------------------------------------------------------ visits a crash interrupted
+
+    def _close_interrupted_visit(self) -> None:
+        """Tell the host how a visit the last run left open ended (kill -9, watchdog, power cut)."""
+        try:
+            left = self.open_visit.load()
+        except OpenVisitError as e:
+            log.warning("%s; removing it", e.message)
+            left = None
+        if left is not None:
+            log.warning("visit %s was interrupted by a restart (started %s); telling the host", left.visit_id,
+                        left.started or "at an unknown time")
+            self.host.send("visit.aborted", visit_id=left.visit_id, reason=ABORT_REASON, code=ABORT_CODE)
+        self._note_visit_closed(None)
+
+    def _note_visit_open(self, visit_id: str) -> None:
+        try:
+            left = self.open_visit.load()
+        except OpenVisitError:
+            left = None
+        if left is not None and left.visit_id != visit_id:  # the flow was reset mid-visit: close that one too
+            self.host.send("visit.aborted", visit_id=left.visit_id, reason=ABORT_REASON, code=ABORT_CODE)
+        try:
+            self.open_visit.record(visit_id)
+        except OpenVisitError as e:
+            log.warning("%s: a crash during this visit would leave it open at the host", e.message)
+
+    def _note_visit_closed(self, visit_id: str | None) -> None:
+        try:
+            self.open_visit.clear(visit_id)
+        except OpenVisitError as e:
+            log.warning("%s", e.message)

@@ -7,14 +7,33 @@ the broker, so the host-link ACK by message id is still what empties the outbox.
 
 A retained ``online``/``offline`` status (the last will) is kept on ``status_topic``
 so the host can see whether the reader is connected.
+
+Limits, so that whoever can publish on ``sub_topic`` cannot exhaust the reader's memory:
+
+* a payload longer than ``max_payload`` (default: the largest host-link frame) is refused
+  before it is queued: counted in ``dropped["payload too large"]`` and logged;
+* at most ``max_queued`` received frames wait for the link engine (and as many in
+  aiomqtt's own queue, whose drops aiomqtt logs but we cannot count). When full, the newest
+  frame is dropped, counted in ``dropped["receive queue full"]`` and logged. Dropping is
+  safe because every DATA frame is resent from the peer's outbox until it is ACKed, a lost
+  ACK only makes our own sender resend (the peer ACKs the duplicate), and a lost HELLO is
+  repeated as keep-alive.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import logging
 import socket
 import ssl
 from typing import Any
+
+log = logging.getLogger("myna_drivers.mqtt_link")
+
+MAX_FRAME = 8 + 65535 + 2  # the host-link frame limit: header, 16-bit length payload, CRC
+R_TOO_LARGE = "payload too large"
+R_QUEUE_FULL = "receive queue full"
 
 
 class MqttLinkError(Exception):
@@ -27,7 +46,7 @@ class MqttPort:
 
     def __init__(self, host: str, port: int = 1883, *, sub_topic: str, pub_topic: str, client_id: str,
                  username: str = "", password: str = "", tls_ca: str = "", status_topic: str | None = None,
-                 keepalive: int = 15) -> None:
+                 keepalive: int = 15, max_payload: int = MAX_FRAME, max_queued: int = 64) -> None:
         self.host = host
         self.port = port
         self.sub_topic = sub_topic
@@ -38,6 +57,9 @@ class MqttPort:
         self.tls_ca = tls_ca
         self.status_topic = status_topic
         self.keepalive = keepalive
+        self.max_payload = max_payload
+        self.max_queued = max_queued
+        self.dropped: collections.Counter[str] = collections.Counter()
         self._client: Any = None
         self._rx: asyncio.Queue[bytes | BaseException] | None = None
         self._pump: asyncio.Task | None = None
@@ -70,6 +92,7 @@ class MqttPort:
             tls_context=tls_context, timeout=10,
             # paho leaves Nagle on: with the broker's delayed ACK every small frame waits ~40 ms
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            max_queued_incoming_messages=self.max_queued,  # aiomqtt drops (and logs) beyond this
         )
         try:
             await client.__aenter__()
@@ -85,7 +108,7 @@ class MqttPort:
         except OSError as e:
             raise MqttLinkError(self._explain(e)) from None
         self._client = client
-        self._rx = asyncio.Queue()
+        self._rx = asyncio.Queue(self.max_queued + 1)  # + 1: room for the closing error
         self._pump = asyncio.create_task(self._pump_messages(client, self._rx), name="mqtt-rx")
 
     def _explain(self, e: BaseException) -> str:
@@ -111,22 +134,41 @@ class MqttPort:
                 if isinstance(payload, str):
                     payload = payload.encode()
                 if isinstance(payload, (bytes, bytearray)) and payload:
-                    rx.put_nowait(bytes(payload))
-            rx.put_nowait(MqttLinkError(f"MQTT broker {self.host}:{self.port} closed the connection"))
+                    if len(payload) > self.max_payload:
+                        self._drop(R_TOO_LARGE, f"{len(payload)} bytes, limit {self.max_payload}")
+                    elif rx.qsize() >= self.max_queued:
+                        self._drop(R_QUEUE_FULL, f"{self.max_queued} frames wait for the link")
+                    else:
+                        rx.put_nowait(bytes(payload))
+            self._end(rx, MqttLinkError(f"MQTT broker {self.host}:{self.port} closed the connection"))
         except aiomqtt.MqttError as e:
-            rx.put_nowait(MqttLinkError(f"lost the MQTT broker {self.host}:{self.port}: {e}"))
+            self._end(rx, MqttLinkError(f"lost the MQTT broker {self.host}:{self.port}: {e}"))
         except asyncio.CancelledError:
-            rx.put_nowait(MqttLinkError("MQTT connection closed"))
+            self._end(rx, MqttLinkError("MQTT connection closed"))
             raise
         except Exception as e:  # never let the pump die silently
-            rx.put_nowait(MqttLinkError(f"MQTT receive failed: {e}"))
+            self._end(rx, MqttLinkError(f"MQTT receive failed: {e}"))
+
+    def _drop(self, reason: str, detail: str) -> None:
+        self.dropped[reason] += 1
+        n = self.dropped[reason]
+        if n <= 10 or n % 100 == 0:  # a flood must not flood the log as well
+            log.warning("MQTT %s: frame dropped, %s (%s; %d so far)", self.sub_topic, reason, detail, n)
+
+    @staticmethod
+    def _end(rx: asyncio.Queue, exc: BaseException) -> None:
+        """Queue the error that ends reading; it always fits (one slot is kept for it)."""
+        try:
+            rx.put_nowait(exc)
+        except asyncio.QueueFull:
+            pass  # an earlier error is already waiting
 
     async def read(self) -> bytes:
         if self._rx is None:
             raise MqttLinkError("MQTT is not connected")
         item = await self._rx.get()
         if isinstance(item, BaseException):
-            self._rx.put_nowait(item)
+            self._end(self._rx, item)  # every later read fails the same way
             raise item
         return item
 
@@ -161,4 +203,4 @@ class MqttPort:
             except Exception:
                 pass
         if self._rx is not None:
-            self._rx.put_nowait(MqttLinkError("MQTT connection closed"))
+            self._end(self._rx, MqttLinkError("MQTT connection closed"))

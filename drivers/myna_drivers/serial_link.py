@@ -10,11 +10,19 @@ serial device to this code.
 The device may vanish at any moment (USB unplugged, pty closed): ``read``/``write``
 then raise ``SerialLinkError`` with a plain sentence and the port closes itself;
 the caller reopens later with ``open()``.
+
+Received bytes wait in a bounded buffer (``max_buffered`` bytes). When it is full the
+port applies back-pressure: it stops reading the device until the caller has taken
+half of it, so the bytes wait in the kernel's tty buffer instead of in our memory. If
+the peer keeps sending, the tty driver eventually drops bytes (there is no flow control
+on the line); the frame CRC catches that and the peer resends everything unacknowledged
+from its outbox, so nothing is lost and memory stays bounded whatever the peer does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import fcntl
 import os
@@ -29,14 +37,20 @@ class SerialPort:
     transport_name = "serial"
     stream = True  # bytes arrive in arbitrary pieces; the codec reassembles frames
 
-    def __init__(self, path: str, baud: int = 115200, *, chunk: int = 4096) -> None:
+    def __init__(self, path: str, baud: int = 115200, *, chunk: int = 4096, max_buffered: int = 256 * 1024) -> None:
         self.path = path
         self.baud = baud
         self.chunk = chunk
+        self.max_buffered = max(max_buffered, chunk)
         self._ser: Any = None
         self._fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._rx: asyncio.Queue[bytes | BaseException] | None = None
+        self._rx: collections.deque[bytes] | None = None
+        self.buffered = 0  # bytes received and not yet read
+        self._exc: BaseException | None = None  # why every later read fails
+        self._ready: asyncio.Event | None = None
+        self.paused = False  # the device is not read while the buffer is full
+        self.pauses = 0
 
     @property
     def describe(self) -> str:
@@ -70,7 +84,8 @@ class SerialPort:
         except Exception:
             pass
         self._ser, self._fd = ser, fd
-        self._rx = asyncio.Queue()
+        self._rx, self.buffered, self._exc, self.paused = collections.deque(), 0, None, False
+        self._ready = asyncio.Event()
         self._loop.add_reader(fd, self._readable)
 
     def _explain(self, e: BaseException) -> str:
@@ -98,23 +113,44 @@ class SerialPort:
         if not data:
             self._fail(SerialLinkError(f"serial device {self.path} went away (end of file)"))
             return
-        self._rx.put_nowait(data)
+        self._rx.append(data)
+        self.buffered += len(data)
+        assert self._ready is not None and self._loop is not None
+        self._ready.set()
+        if self.buffered >= self.max_buffered and not self.paused:
+            self._loop.remove_reader(self._fd)  # back-pressure: leave the rest in the kernel
+            self.paused = True
+            self.pauses += 1
 
     def _fail(self, exc: BaseException) -> None:
         if self._fd is not None and self._loop is not None:
             self._loop.remove_reader(self._fd)
-        if self._rx is not None:
-            self._rx.put_nowait(exc)
+        if self._exc is None:
+            self._exc = exc
+        if self._ready is not None:
+            self._ready.set()
 
     async def read(self) -> bytes:
-        """The next bytes received (at least one). Raises SerialLinkError when the device is gone."""
-        if self._rx is None or self._fd is None:
+        """The next bytes received (at least one). Raises SerialLinkError when the device is gone.
+
+        Bytes received before the failure are returned first."""
+        if self._rx is None or self._ready is None or (self._fd is None and not self._rx):
             raise SerialLinkError(f"serial device {self.path} is not open")
-        item = await self._rx.get()
-        if isinstance(item, BaseException):
-            self._rx.put_nowait(item)  # every later read fails the same way
-            raise item
-        return item
+        rx, ready = self._rx, self._ready
+        while not rx:
+            if self._exc is not None:
+                raise self._exc  # every later read fails the same way
+            ready.clear()
+            await ready.wait()
+            if rx is not self._rx:
+                raise SerialLinkError(f"serial device {self.path} was reopened while reading")
+        data = rx.popleft()
+        self.buffered -= len(data)
+        if self.paused and self.buffered <= self.max_buffered // 2 and self._fd is not None \
+                and self._loop is not None and self._exc is None:
+            self._loop.add_reader(self._fd, self._readable)
+            self.paused = False
+        return data
 
     async def write(self, data: bytes) -> None:
         if self._fd is None or self._loop is None:
@@ -150,8 +186,8 @@ class SerialPort:
         if fd is not None and self._loop is not None:
             self._loop.remove_reader(fd)
             self._loop.remove_writer(fd)
-        if self._rx is not None:
-            self._rx.put_nowait(SerialLinkError(f"serial device {self.path} is closed"))
+        self._fail(SerialLinkError(f"serial device {self.path} is closed"))
+        self.paused = False
         if ser is not None:
             try:
                 ser.close()

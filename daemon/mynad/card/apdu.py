@@ -26,6 +26,8 @@ EF_TEXT_PIN = 0x0011
 EF_TEXT_BASIC4 = 0x0002
 
 MAX_SHORT_LE = 256
+MAX_OFFSET = 0x7FFF  # READ BINARY P1P2 with P1 bit 8 clear: a 15-bit offset
+READ_REACH = MAX_OFFSET + 1  # bytes of an EF that offsets can address; longer files are unreadable this way
 SW_OK = 0x9000
 
 
@@ -38,7 +40,7 @@ def select_ef(fid: int) -> bytes:
 
 
 def read_binary(offset: int, length: int) -> bytes:
-    if not 0 <= offset <= 0x7FFF:
+    if not 0 <= offset <= MAX_OFFSET:
         raise ValueError(f"READ BINARY offset {offset} out of range")
     if not 1 <= length <= MAX_SHORT_LE:
         raise ValueError(f"READ BINARY length {length} out of range")

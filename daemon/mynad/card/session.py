@@ -29,7 +29,7 @@ from mynad.core.secret import PinBuffer, wipe
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 MAX_CERT_BYTES = 4096        # a JPKI auth certificate is ~1.2 KB; more is a broken card
-MAX_RECORD_BYTES = 64 * 1024  # the card-surface record (photo ~2-4 KB); more is a broken card
+MAX_RECORD_BYTES = A.READ_REACH  # the card-surface record (photo ~2-4 KB); 15-bit offsets reach 32 KiB
 TOKEN_LABELS = (b"JPKIAPICCTOKEN", b"JPKIAPGPSETOKEN")
 SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 
@@ -125,7 +125,13 @@ class MynaCard:
         self._ef = fid
 
     def _read_tlv_file(self, fid: int, limit: int, what: str, first: int = A.MAX_SHORT_LE) -> bytes:
-        """Read a file holding one TLV: its length comes from the header in the first chunk."""
+        """Read a file holding one TLV: its length comes from the header in the first chunk.
+
+        The size is the card's claim, so it is checked before any further command: more
+        than ``limit`` or more than READ BINARY's 15-bit offset can reach (32 KiB) is a
+        broken or hostile card, refused as a ``BadResponse`` rather than read part-way.
+        """
+        limit = min(limit, A.READ_REACH)
         self._select_ef(fid)
         head = self._expect_ok(A.read_binary(0, first), f"read {what}")
         if len(head) < 4:
@@ -136,7 +142,7 @@ class MynaCard:
         except (ValueError, StopIteration) as e:
             raise BadResponse(f"read {what}: no valid TLV header ({e})") from None
         if size > limit:
-            raise BadResponse(f"read {what}: header claims {size} bytes (limit {limit})")
+            raise BadResponse(f"read {what}: the card claims {size} bytes, more than the {limit} a reader may read")
         buf = bytearray(head[:size])
         while len(buf) < size:
             n = min(A.MAX_SHORT_LE, size - len(buf))

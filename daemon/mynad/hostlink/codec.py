@@ -45,8 +45,19 @@ class FrameType(enum.IntEnum):
     HELLO = 4  # a hello message: sent on every (re)connection and as keep-alive
 
 
+MAX_DEPTH = 16  # JSON nesting a payload may have; protocol messages need 3
+
+
 class CodecError(ValueError):
     """A frame cannot be encoded (payload too long, not ASCII, bad field)."""
+
+
+class PayloadError(ValueError):
+    """A received payload is not usable JSON: not UTF-8, not JSON, or nested deeper than MAX_DEPTH.
+
+    The only error ``Frame.json`` raises, whatever the bytes; a receiver answers it with a
+    NAK and goes on with the next frame.
+    """
 
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
@@ -67,8 +78,35 @@ class Frame:
         return cls(FrameType(type_), seq & 0xFFFF, dumps(obj))
 
     def json(self) -> Any:
-        """The payload parsed as JSON; raises ValueError if it is not JSON."""
-        return json.loads(self.payload.decode("utf-8"))
+        """The payload parsed as JSON; raises PayloadError if it is not JSON or nested too deep.
+
+        Python's parser recurses once per nesting level, so a hostile payload of 30 000
+        brackets would raise RecursionError; that is turned into PayloadError here, and the
+        depth of what did parse is checked (without recursion) against MAX_DEPTH.
+        """
+        try:
+            obj = json.loads(self.payload.decode("utf-8"))
+        except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            kind = "nested too deep" if isinstance(e, RecursionError) else "not JSON"
+            raise PayloadError(f"the payload is {kind}") from None
+        if _depth_over(obj, MAX_DEPTH):
+            raise PayloadError(f"the payload is nested deeper than {MAX_DEPTH} levels")
+        return obj
+
+
+def _depth_over(obj: Any, limit: int) -> bool:
+    """True if ``obj`` has containers nested more than ``limit`` deep (iterative, no recursion)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        x, d = stack.pop()
+        if isinstance(x, dict):
+            x = x.values()
+        elif not isinstance(x, list):
+            continue
+        if d > limit:
+            return True
+        stack.extend((y, d + 1) for y in x if isinstance(y, (dict, list)))
+    return False
 
 
 def dumps(obj: Any) -> bytes:
@@ -113,6 +151,9 @@ class Decoder:
         self.max_payload = min(max_payload, MAX_PAYLOAD)
         self.versions = versions
         self._buf = bytearray()
+        # Payload bytes of the frame candidate at the front of _buf already found to be ASCII,
+        # so that each byte is checked once however the frame is chunked (linear, not n²).
+        self._ascii_ok = 0
         self.dropped: Counter[str] = Counter()
         self.dropped_bytes = 0
         self.frames = 0
@@ -125,7 +166,8 @@ class Decoder:
     def _drop(self, n: int, reason: str) -> None:
         if n <= 0:
             return
-        del self._buf[:n]
+        del self._buf[:n]  # O(1) amortised: CPython's bytearray moves its start on a front delete
+        self._ascii_ok = 0
         self.dropped[reason] += 1
         self.dropped_bytes += n
 
@@ -154,20 +196,26 @@ class Decoder:
             if n > self.max_payload:
                 self._drop(1, R_LENGTH)
                 continue
-            avail = buf[HEADER_LEN:HEADER_LEN + n]
-            if not bytes(avail).isascii():
-                self._drop(1, R_NOT_ASCII)
-                continue
+            # check only the payload bytes that arrived since the last feed
+            start = HEADER_LEN + self._ascii_ok
+            stop = min(len(buf), HEADER_LEN + n)
+            if stop > start:
+                if not buf[start:stop].isascii():
+                    self._drop(1, R_NOT_ASCII)
+                    continue
+                self._ascii_ok = stop - HEADER_LEN
             end = HEADER_LEN + n + CRC_LEN
             if len(buf) < end:
                 return out
             got = int.from_bytes(buf[end - 2:end], "big")
-            if crc16(bytes(buf[2:end - 2])) != got:
+            body = bytes(buf[2:end - 2])  # the one copy of a complete frame
+            if crc16(body) != got:
                 self._drop(1, R_CRC)
                 continue
-            out.append(Frame(FrameType(typ), seq, bytes(buf[HEADER_LEN:HEADER_LEN + n]), ver))
+            out.append(Frame(FrameType(typ), seq, body[HEADER_LEN - 2:], ver))
             self.frames += 1
             del buf[:end]
+            self._ascii_ok = 0
 
     def flush(self) -> list[Frame]:
         """Give up on an incomplete frame (end of stream, or the line went quiet).
@@ -184,3 +232,4 @@ class Decoder:
     def reset(self) -> None:
         if self._buf:
             self._drop(len(self._buf), R_TRUNCATED)
+        self._ascii_ok = 0

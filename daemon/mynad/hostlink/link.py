@@ -7,6 +7,13 @@ messages with ``codec``, sends the oldest unacknowledged message from its *store
 backoff until the peer ACKs the id, ACKs what it receives, drops duplicates by id,
 answers HELLO, and sends HELLO as a keep-alive.
 
+A received message is handed to ``deliver`` first, then its id is remembered, then it
+is ACKed: a message is never acknowledged without having been acted on (a failed
+delivery is not ACKed, so the peer resends it; a lost ACK makes the peer resend and the
+duplicate is ACKed without being acted on twice). A refused message is NAKed and not
+remembered. Whatever a hostile peer sends (JSON nested 30 000 deep, a 65 000-character
+type or id), the frame is refused with a NAK that fits in a frame, and the link stays up.
+
 A port has ``open()``, ``read() -> bytes``, ``write(bytes)``, ``close()``,
 ``describe`` and ``stream`` (True: byte stream, False: one frame per read). Any
 exception from a port means "the line is down": the engine closes it and reopens
@@ -19,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import inspect
 import logging
 from collections import Counter
 from typing import Any, Callable, Protocol
@@ -166,7 +174,8 @@ class LinkEngine:
             "rejected": self.counters["rejected"],
             "received": self.counters["received"],
             "duplicates": self.counters["duplicates"],
-            "dropped": dict(self.dropped),
+            "dropped": {**dict(self.dropped), **dict(getattr(self.port, "dropped", None) or {})},
+            "delivery_failed": self.counters["delivery_failed"],
         }
 
     def drop_link(self, hold_s: float = 1.0) -> None:
@@ -371,8 +380,9 @@ class LinkEngine:
         self._last_rx = self._loop.time()
         try:
             body = f.json()
-        except (ValueError, UnicodeDecodeError):
-            body = None
+            bad_payload = "the payload is not a JSON object"
+        except codec.PayloadError as e:
+            body, bad_payload = None, str(e)
         if f.type == FrameType.ACK or f.type == FrameType.NAK:
             msg_id = body.get("id") if isinstance(body, dict) else None
             fut = self._waiters.get(str(msg_id)) if msg_id is not None else None
@@ -380,7 +390,7 @@ class LinkEngine:
                 if f.type == FrameType.ACK:
                     fut.set_result(("ack", None))
                 else:
-                    fut.set_result(("nak", str(body.get("reason") or "no reason given")))
+                    fut.set_result(("nak", _clip(body.get("reason") or "no reason given", MAX_REASON_LEN)))
             return
         if f.type == FrameType.HELLO:
             if not (isinstance(body, dict) and body.get("reply")):
@@ -391,30 +401,63 @@ class LinkEngine:
         # DATA
         self.counters["received"] += 1
         if not isinstance(body, dict):
-            await self._write(Frame.of(FrameType.NAK, f.seq, {"id": None, "reason": "the payload is not a JSON object"}))
-            self.log.warning("%s: refused a frame whose payload is not a JSON object", self.name)
+            await self._refuse(f.seq, None, bad_payload)
             return
         msg_id = body.get("id")
         if not isinstance(msg_id, str) or not msg_id:
-            await self._write(Frame.of(FrameType.NAK, f.seq, {"id": None, "reason": "the message has no id"}))
-            self.log.warning("%s: refused a %s message without an id", self.name, body.get("type"))
+            await self._refuse(f.seq, None, f"the {_clip(body.get('type'))} message has no id")
+            return
+        if len(msg_id) > messages.MAX_ID_LEN:
+            await self._refuse(f.seq, msg_id, f"the message id is longer than {messages.MAX_ID_LEN} characters")
             return
         if await self._io(self.store.seen, msg_id):
             self.counters["duplicates"] += 1
             await self._write(Frame.of(FrameType.ACK, f.seq, {"id": msg_id}))
             return
-        why = self._accept(body)
-        await self._io(self.store.remember, msg_id)
-        if why:
-            self.counters["refused"] += 1
-            self.log.warning("%s: refused a message from the peer: %s", self.name, why)
-            await self._write(Frame.of(FrameType.NAK, f.seq, {"id": msg_id, "reason": why}))
-            return
-        await self._write(Frame.of(FrameType.ACK, f.seq, {"id": msg_id}))
         try:
-            self._deliver(body)
+            why = self._accept(body)
         except Exception:
-            self.log.exception("%s: handling %s failed", self.name, body.get("type"))
+            self.log.exception("%s: checking a %s message failed", self.name, _clip(body.get("type")))
+            why = "the receiver could not check the message"
+        if why:
+            # not remembered: a retry (after a lost NAK) is checked and refused again, never ACKed
+            await self._refuse(f.seq, msg_id, why)
+            return
+        # Deliver first, then remember the id, then ACK. If delivery fails the message is
+        # neither remembered nor ACKed, so the sender's retry delivers it; if the ACK is lost
+        # the retry is ACKed as a duplicate and not acted on twice.
+        try:
+            handled = self._deliver(body)
+            if inspect.isawaitable(handled):
+                await handled
+        except Exception:
+            self.counters["delivery_failed"] += 1
+            self.log.exception("%s: handling %s %s failed; not acknowledged, the peer will resend it",
+                               self.name, _clip(body.get("type")), msg_id)
+            return
+        try:
+            await self._io(self.store.remember, msg_id)
+        except Exception as e:  # delivered already: ACK anyway, or the retry would be acted on twice
+            self._error(f"could not remember host message id {msg_id}: {e}")
+        await self._write(Frame.of(FrameType.ACK, f.seq, {"id": msg_id}))
+
+    async def _refuse(self, seq: int, msg_id: str | None, why: str) -> None:
+        """NAK a DATA frame; what is echoed is clipped so the NAK always fits in a frame,
+        whatever the peer sent (a 65 000-character type or id must not take the link down)."""
+        self.counters["refused"] += 1
+        why = _clip(why, MAX_REASON_LEN)
+        self.log.warning("%s: refused a message from the peer: %s", self.name, why)
+        echo = msg_id if msg_id is None or len(msg_id) <= messages.MAX_ID_LEN else _clip(msg_id, messages.MAX_ID_LEN)
+        await self._write(Frame.of(FrameType.NAK, seq, {"id": echo, "reason": why}))
+
+
+MAX_REASON_LEN = 200  # characters of a NAK reason
+
+
+def _clip(x: Any, n: int = 40) -> str:
+    """``x`` as text of at most ``n`` characters, for logs and echoed fields."""
+    r = x if isinstance(x, str) else repr(x)
+    return r if len(r) <= n else r[:n - 3] + "..."
 
 
 class HostLink:

@@ -17,6 +17,7 @@ import uuid
 from typing import Any, Callable
 
 MESSAGE_VERSION = 1
+MAX_ID_LEN = 64  # characters of a message id (the reader's are 32); longer ones are refused
 
 READER_TO_HOST = frozenset({
     "hello", "visit.started", "visit.authenticated", "visit.registration", "visit.result", "visit.aborted",
@@ -169,11 +170,15 @@ def validate(msg: Any, allowed: frozenset[str] | None = None) -> str | None:
     mtype = msg.get("type")
     if not isinstance(mtype, str):
         return "the message has no type"
+    if mtype not in SCHEMAS:  # checked first so an unknown (maybe huge) type is never echoed whole
+        return f"unknown message type {_short(mtype)}"
     v = msg.get("v")
     if v != MESSAGE_VERSION:
         return f"{mtype}: message version {v!r} is not supported (this reader speaks version {MESSAGE_VERSION})"
     if not _str(msg.get("id")):
         return f"{mtype}: the message has no id"
+    if len(msg["id"]) > MAX_ID_LEN:
+        return f"{mtype}: the message id is longer than {MAX_ID_LEN} characters"
     if not isinstance(msg.get("ts"), str):
         return f"{mtype}: the message has no time stamp (ts)"
     schema = SCHEMAS.get(mtype)

@@ -31,7 +31,7 @@ _last_removed: dict[tuple[str, int], float] = {}   # per (host, port), across sl
 
 CTRL_OFF, CTRL_ON, CTRL_RESET, CTRL_ATR = 0, 1, 2, 4
 
-OnApdu = Callable[[float, bytes, bytes], None]
+OnApdu = Callable[[float, bytes, bytes], None]  # (time, command, response), called before the response is sent
 
 
 def _quickack(sock: socket.socket) -> None:
@@ -196,12 +196,14 @@ class VirtualCardSlot:
                     response = _garbage()
                 if faults.slow_s:
                     time.sleep(faults.slow_s)
-                self._send(sock, response)
+                # Observed before the answer leaves: whoever reacts to the answer (the daemon,
+                # a test) must find this APDU already in the log, never race the observer.
                 if self.on_apdu is not None:
                     try:
                         self.on_apdu(time.time(), msg, response)
                     except Exception:  # an observer must never kill the card
                         pass
+                self._send(sock, response)
         except OSError as e:
             if not self._closing:
                 self.error = e

@@ -1,0 +1,139 @@
+"""The visit in progress, kept on disk so a crash cannot leave it open at the host.
+
+The host opens a visit when it receives ``visit.started`` and closes it on
+``visit.result`` or ``visit.aborted``. Those final messages come from the running
+flow; after kill -9, a watchdog kill or a power cut nobody sends them, and the
+clinic's system keeps the visit open for good. So the daemon writes the visit id
+here *before* ``visit.started`` leaves, removes it once the final message has been
+handed to the host sender, and on start closes whatever is still recorded with
+``visit.aborted`` (reason ``reader_restarted``).
+
+The file (``<state_dir>/open-visit.json``) holds only the visit id and the start
+time: no name, no certificate, nothing personal. Both the write and the removal
+reach the disk (fsync of the file and of the directory) before returning, so a
+power cut leaves either the old state or the new one, never a half-written file.
+
+A crash between the final message and the removal makes the next start send
+``visit.aborted`` for a visit the host has already closed; the host ignores an
+abort for a closed or unknown visit (docs/host-protocol.md), so that is harmless,
+whereas the opposite order could leave a visit open.
+
+Known gap: ``HostIO.send`` only queues; the message reaches the durable outbox a
+moment later in the sender task. A crash inside that moment loses the final message
+although the record is already gone. Once the host side offers a send that returns
+after the outbox row is on disk, ``clear`` belongs after it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from myna_models.manifest import atomic_write_text
+
+FILE_NAME = "open-visit.json"
+ABORT_REASON = "reader_restarted"
+ABORT_CODE = "034"  # 03x: the visit ended without the patient finishing it (030 cancelled … 033 staff)
+_VISIT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+class OpenVisitError(Exception):
+    """The record could not be written, read or removed; ``message`` says which and why."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class OpenVisit:
+    visit_id: str
+    started: str  # ISO 8601 with offset: for the technician reading the file, not for logic
+
+
+def encode(visit: OpenVisit) -> str:
+    """The file's text. Pure."""
+    return json.dumps({"visit_id": visit.visit_id, "started": visit.started}, ensure_ascii=True) + "\n"
+
+
+def decode(text: str) -> OpenVisit:
+    """The record in ``text``; ``ValueError`` with a plain sentence if it is not one. Pure."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"not JSON ({type(e).__name__})") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    visit_id, started = data.get("visit_id"), data.get("started")
+    if not isinstance(visit_id, str) or not _VISIT_ID.fullmatch(visit_id):
+        raise ValueError("no valid visit_id")
+    return OpenVisit(visit_id, started if isinstance(started, str) else "")
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or an unlink in ``path`` durable (the file's own fsync does not)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class OpenVisitRecord:
+    """``<state_dir>/open-visit.json``: at most one visit, written and removed durably.
+
+    Blocking I/O (one small fsync'd write per visit start, one unlink per end): called
+    from the event loop on purpose, so that the record is on disk before the
+    ``visit.started`` queued right after it, in the same order as the flow decided.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = Path(state_dir)
+        self.path = self.dir / FILE_NAME
+
+    def load(self) -> OpenVisit | None:
+        """The visit left open by the last run, or None. A record that cannot be parsed
+        raises ``OpenVisitError`` (the daemon logs the sentence, then removes the file)."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as e:
+            raise OpenVisitError(f"the open-visit record {self.path} is unreadable ({e})") from None
+        try:
+            return decode(text)
+        except ValueError as e:
+            raise OpenVisitError(f"the open-visit record {self.path} is damaged: {e}") from None
+
+    def record(self, visit_id: str, started: dt.datetime | None = None) -> None:
+        """Durably note ``visit_id`` as open (replacing any earlier record)."""
+        if not _VISIT_ID.fullmatch(visit_id):
+            raise OpenVisitError(f"visit id {visit_id!r} is not a plain id; not recorded")
+        when = (started or dt.datetime.now().astimezone()).isoformat(timespec="seconds")
+        try:
+            atomic_write_text(self.path, encode(OpenVisit(visit_id, when)), prefix=".open-visit-")
+            _fsync_dir(self.dir)
+        except OSError as e:
+            raise OpenVisitError(f"could not record the open visit in {self.dir} ({e.strerror or e})") from None
+
+    def clear(self, visit_id: str | None = None) -> bool:
+        """Durably remove the record (only if it names ``visit_id``, when given). True if removed."""
+        if visit_id is not None:
+            try:
+                current = self.load()
+            except OpenVisitError:
+                current = None  # a damaged record names no visit we can close: leave it for load()
+            if current is None or current.visit_id != visit_id:
+                return False
+        try:
+            self.path.unlink()
+            _fsync_dir(self.dir)
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise OpenVisitError(f"could not remove the open-visit record {self.path} ({e.strerror or e})") from None
+        return True
