@@ -114,6 +114,9 @@ class MatrixKeypad:
         return None
 
     def _run(self) -> None:
+        from myna_drivers.priority import prefer_this_thread
+
+        prefer_this_thread("the keypad scanner")
         next_t = time.monotonic()
         while not self._stop.is_set():
             try:

@@ -85,6 +85,11 @@ class SimBus:
                 return False
 
     def _run(self) -> None:
+        # The bus carries the simulated keys' levels: on a real reader those are wires, which
+        # no CPU load can delay, so the thread that stands for them is preferred like the scanner.
+        from myna_drivers.priority import prefer_this_thread
+
+        prefer_this_thread("the sim bus")
         delay = 0.05
         while not self._stop.is_set():
             try:
