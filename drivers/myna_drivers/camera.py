@@ -64,21 +64,31 @@ class PiCamera:
             raise CameraError("camera not started")
         arr = self._cam.capture_array("main")  # blocks until the next completed frame
         t = time.monotonic()
-        if arr.ndim == 3 and arr.shape[2] == 4:  # XRGB8888-style padding, if a pipeline gives it
-            arr = arr[:, :, :3]
-        w, h = self.size
-        if arr.shape[0] != h or arr.shape[1] != w:  # stride-aligned buffers can be wider
-            arr = arr[:h, :w]
-        return Frame(np.ascontiguousarray(arr), t)
+        return Frame(bgr_frame(arr, self.size), t)
 
     def stop(self) -> None:
         cam, self._cam = self._cam, None
-        if cam is None:
-            return
+        release_picamera(cam)
+
+
+def bgr_frame(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A picamera2 ``RGB888`` buffer as a contiguous (h, w, 3) BGR frame of ``size``."""
+    if arr.ndim == 3 and arr.shape[2] == 4:  # XRGB8888-style padding, if a pipeline gives it
+        arr = arr[:, :, :3]
+    w, h = size
+    if arr.shape[0] != h or arr.shape[1] != w:  # stride-aligned buffers can be wider
+        arr = arr[:h, :w]
+    return np.ascontiguousarray(arr)
+
+
+def release_picamera(cam) -> None:
+    """Stop and close a picamera2 camera (None: nothing to do)."""
+    if cam is None:
+        return
+    try:
+        cam.stop()
+    finally:
         try:
-            cam.stop()
-        finally:
-            try:
-                cam.close()
-            except Exception:  # closing a half-started camera must not hide the original error
-                log.debug("camera close failed", exc_info=True)
+            cam.close()
+        except Exception:  # closing a half-started camera must not hide the original error
+            log.debug("camera close failed", exc_info=True)

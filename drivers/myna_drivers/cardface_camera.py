@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from myna_drivers.camera import bgr_frame, release_picamera
+
 log = logging.getLogger("myna.cardface")
 
 
@@ -67,22 +69,11 @@ class PiStillCamera:
                 arr = self._cam.capture_array("main")  # RGB888 is stored [B, G, R]: already BGR
             except Exception as e:
                 raise CardFaceCameraError(f"card-face camera capture failed: {type(e).__name__}: {e}") from None
-        if arr.ndim == 3 and arr.shape[2] == 4:
-            arr = arr[:, :, :3]
-        w, h = self.size
-        return np.ascontiguousarray(arr[:h, :w])
+        return bgr_frame(arr, self.size)
 
     def close(self) -> None:
         cam, self._cam = self._cam, None
-        if cam is None:
-            return
-        try:
-            cam.stop()
-        finally:
-            try:
-                cam.close()
-            except Exception:
-                log.debug("card-face camera close failed", exc_info=True)
+        release_picamera(cam)
 
 
 class SimCardFaceCamera:

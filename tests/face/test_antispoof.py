@@ -37,7 +37,7 @@ UPSTREAM = {"F1": ((178, 136, 223, 225), "fake", 0.73),
 def _weights(name: str) -> bytes:
     p = MODELS / name
     if not p.is_file():
-        pytest.skip(f"{p} missing (run scripts/fetch_assets.py)")
+        pytest.fail(f"{p} missing (run scripts/fetch_assets.py)")
     return p.read_bytes()
 
 
@@ -364,7 +364,7 @@ def _sample(name: str) -> np.ndarray:
 
     p = SAMPLES / f"image_{name}.jpg"
     if not p.is_file():
-        pytest.skip(f"{p} missing (run scripts/fetch_assets.py)")
+        pytest.fail(f"{p} missing (run scripts/fetch_assets.py)")
     return load_image(p)   # EXIF orientation applied, as cv2.imread does upstream
 
 

@@ -62,19 +62,16 @@ class CardFaceIO:
         """Load the OCR models at start (a missing or damaged model stops the daemon)."""
         if self.camera is None:
             return
-        from myna_models.cardface import CardFaceReader
+        from myna_models.cardface.reader import THRESHOLD, CardFaceReader
 
-        self.reader = CardFaceReader(threads=max(1, int(self.cfg.threads)))
-        log.info("card-face reader loaded (minimum confidence %.2f)", self.min_confidence)
+        configured = float(self.cfg.min_confidence)  # 0 = the reader's calibrated threshold
+        self.reader = CardFaceReader(threads=max(1, int(self.cfg.threads)),
+                                     threshold=configured if configured > 0 else THRESHOLD)
+        log.info("card-face reader loaded (minimum confidence %.2f)", self.reader.threshold)
 
     @property
     def enabled(self) -> bool:
         return self.camera is not None and self.reader is not None
-
-    @property
-    def min_confidence(self) -> float:
-        configured = float(self.cfg.min_confidence)
-        return configured if configured > 0 else float(getattr(self.reader, "threshold", 0.0))
 
     async def read(self) -> CodeB:
         if not self.enabled:
@@ -100,16 +97,13 @@ class CardFaceIO:
             result = self.reader.read(frame)
             del frame
             ms = (time.monotonic() - t0) * 1000
-            if result.ok and result.confidence >= self.min_confidence:
+            if result.ok:  # the reader refuses reads below its confidence threshold itself
                 digits = bytearray(result.code_b().encode("ascii"))
                 conf = float(result.confidence)
                 del result
                 log.info("card face read (capture %d, confidence %.2f, %.0f ms)", i + 1, conf, ms)
                 return CodeB(digits, conf)
-            if result.ok:
-                reason = f"confidence {result.confidence:.2f} is below {self.min_confidence:.2f}"
-            else:
-                reason = result.reason or "unreadable"
+            reason = result.reason or "unreadable"
             last = CodeB(confidence=float(result.confidence), reason=reason)
             del result
             log.info("card face not read (capture %d, %.0f ms): %s", i + 1, ms, reason)

@@ -73,15 +73,17 @@ class HostIO:
             log.error("host: %s not queued: %d messages already wait for the outbox", type_, QUEUE_LIMIT)
             raise HostQueueFull(f"{type_} was not queued: {QUEUE_LIMIT} messages already wait for the host "
                                 f"outbox, which is not storing them")
-        if type_ == "visit.started" and isinstance(fields.get("visit_id"), str):
-            self._wait_for_challenge(fields["visit_id"])
-        self._queue.put_nowait({"type": type_, **fields})
+        self._queue.put_nowait(self._message(type_, fields))
 
     async def submit(self, type_: str, **fields: Any) -> None:
         """Like ``send``, but waits for room in the queue instead of refusing (back-pressure)."""
+        await self._queue.put(self._message(type_, fields))
+
+    def _message(self, type_: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """The message to queue; a visit.started makes its visit the one a challenge is accepted for."""
         if type_ == "visit.started" and isinstance(fields.get("visit_id"), str):
             self._wait_for_challenge(fields["visit_id"])
-        await self._queue.put({"type": type_, **fields})
+        return {"type": type_, **fields}
 
     @property
     def backlog(self) -> int:

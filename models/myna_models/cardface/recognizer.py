@@ -50,27 +50,28 @@ def _package_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def model_files(base: Path | None = None) -> tuple[bytes, str]:
+    """(rec.onnx bytes, dictionary text), each checked against its pinned sha256.
 
-
-def model_files(base: Path | None = None) -> tuple[Path, Path]:
-    """(rec.onnx, dict.txt), verified. ``MYNA_CARDFACE_MODEL_DIR`` may point at a copy with the same bytes."""
+    The bytes that were hashed are the bytes onnxruntime loads, so the file cannot change
+    between the check and the load (the same rule as the face models' manifest).
+    ``MYNA_CARDFACE_MODEL_DIR`` may point at a copy with the same bytes.
+    """
     env = os.environ.get("MYNA_CARDFACE_MODEL_DIR")
     base = base or (Path(env) if env else _package_dir())
     out = []
     for role, (rel, digest) in REC_FILES.items():
         p = base / rel
-        if not p.is_file():
-            raise ModelError(f"card-face OCR {role} file is missing: {p}")
-        if _sha256(p) != digest:
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(f"card-face OCR {role} file is missing: {p}") from None
+        except OSError as e:
+            raise ModelError(f"card-face OCR {role} file {p} cannot be read: {e.strerror or e}") from None
+        if hashlib.sha256(data).hexdigest() != digest:
             raise ModelError(f"card-face OCR {role} file {p} does not match its pinned sha256")
-        out.append(p)
-    return out[0], out[1]
+        out.append(data)
+    return out[0], out[1].decode("utf-8")
 
 
 class LineRecognizer:
@@ -82,10 +83,10 @@ class LineRecognizer:
         from myna_models.engine import session_options
 
         rec, dic = model_files(base)
-        chars = dic.read_text(encoding="utf-8").splitlines()
+        chars = dic.splitlines()
         self.charset = ["<blank>"] + chars + [" "]  # PaddleOCR's CTC layout: blank first, space last
         try:
-            self.session = ort.InferenceSession(str(rec), sess_options=session_options(threads),
+            self.session = ort.InferenceSession(rec, sess_options=session_options(threads),
                                                 providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelError(f"card-face OCR model does not load: {e}") from None
