@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 
 from mynad.config import HostSection, ReaderSection  # noqa: E402
 from mynad.hostlink.factory import make_host_link  # noqa: E402
+from mynad.hostlink.keyfile import generate_key, write_key  # noqa: E402
 from mynasim.host import VirtualHost, pty_pair  # noqa: E402
 
 
@@ -82,10 +83,12 @@ def main() -> None:
     lookup = lambda s: None  # noqa: E731
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
+        key = d / "host.key"  # the authenticated link (frame v2): both ends share this key
+        write_key(key, generate_key())
         r, h, close = pty_pair(d)
-        host = VirtualHost(h, lookup_patient=lookup, ca_certificate=pki.ca).start()
+        host = VirtualHost(h, lookup_patient=lookup, ca_certificate=pki.ca, key_file=key).start()
         try:
-            link = make_host_link(HostSection(transport="serial", serial_path=r),
+            link = make_host_link(HostSection(transport="serial", serial_path=r, key_file=key),
                                   ReaderSection(id="bench", state_dir=d / "s1"), print)
             report("pty", *asyncio.run(measure(link, args.n, pki)))
         finally:
@@ -113,9 +116,10 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.01)
             host = VirtualHost(f"mqtt://127.0.0.1:{port}/bench", lookup_patient=lookup,
-                               ca_certificate=pki.ca).start()
+                               ca_certificate=pki.ca, key_file=key).start()
             try:
-                link = make_host_link(HostSection(transport="mqtt", mqtt_host="127.0.0.1", mqtt_port=port),
+                link = make_host_link(HostSection(transport="mqtt", mqtt_host="127.0.0.1", mqtt_port=port,
+                                                  key_file=key),
                                       ReaderSection(id="bench", state_dir=d / "s2"), print)
                 report("mqtt", *asyncio.run(measure(link, args.n, pki)))
             finally:

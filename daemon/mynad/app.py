@@ -26,7 +26,7 @@ from mynad.shell.cardio import CardIO
 from mynad.shell.describe import describe_action, describe_event
 from mynad.shell.cardfaceio import CardFaceIO, CodeB
 from mynad.shell.faceio import FaceIO
-from mynad.shell.hostio import HostIO, cons_time
+from mynad.shell.hostio import HostIO, HostQueueFull, cons_time
 from mynad.shell.openvisit import ABORT_CODE, ABORT_REASON, OpenVisitError, OpenVisitRecord
 from mynad.shell.pinentry import PinEntry
 from mynad.shell.screenio import ScreenIO
@@ -127,13 +127,25 @@ class App:
         from mynad.control import ControlServer
 
         self.control = ControlServer(cfg.reader.runtime_dir / "control.sock", self.status,
-                                     lambda: self.post(ev.HostVisualCheck()))
+                                     lambda: self.post(ev.HostVisualCheck()),
+                                     staff_group=cfg.reader.staff_group, socket_group=cfg.reader.control_group)
         self._closers.append(("control socket", self.control.stop))
         await self.control.start()
         self._execute_all(self.flow.start())
+        self.post(ev.StaffPasswordState(self._staff_available()))
+        if self.host.storage_error is not None:
+            self.post(ev.StorageChanged(False, self.host.storage_error))
+
+    def _staff_available(self) -> bool:
+        from mynad.staffauth import gate_for
+
+        return gate_for(self.cfg).is_set()
 
     def _healthy(self) -> bool:
-        return self.card.alive()
+        """What the systemd watchdog ping stands for: the card monitor and the host link
+        (its sender and line tasks) are all running. A dead task stops the pings, so systemd
+        restarts the daemon instead of a reader that looks alive and owes the host results."""
+        return self.card.alive() and self.host.alive()
 
     def status(self) -> dict[str, Any]:
         """What mynactl status shows: snapshots only, never a secret."""
@@ -182,6 +194,8 @@ class App:
         kind = getattr(event, "kind", "")
         if kind == "inserted":
             self._reader = event.reader
+            if self.flow.state == "idle":
+                self.post(ev.StaffPasswordState(self._staff_available()))  # set or cleared since
             self.post(ev.CardInserted(uuid.uuid4().hex[:12]))
         elif kind == "removed":
             if self.flow.visit is not None:
@@ -191,7 +205,7 @@ class App:
             log.warning("card reader: %s", getattr(event, "message", kind))
             if self.flow.visit is not None:
                 self.post(ev.CardRemoved())
-            self.host.send("reader.event", kind="fault", code="001", message=f"card reader: {kind}")
+            self._queue_host("reader.event", kind="fault", code="001", message=f"card reader: {kind}")
         elif kind == "service_back":
             log.info("card reader service is back")
 
@@ -240,11 +254,11 @@ class App:
         elif isinstance(a, ev.VerifyPin):
             self._spawn(self._verify(self.pin.take()))
         elif isinstance(a, ev.CheckStaffPassword):
-            secret = self.pin.take().take_ascii()
-            ok = self.cfg.staff.check(secret)
-            for i in range(len(secret)):
-                secret[i] = 0
-            self.loop.call_soon(self.post, ev.StaffPasswordChecked(ok))
+            from mynad.staffauth import gate_for
+
+            # scrypt on a worker thread (wipes the digits); outcome: ok | wrong | locked | not_set
+            gate_for(self.cfg).submit(self.pin.take().take_ascii(), self.loop,
+                                      lambda v: self.post(ev.StaffPasswordChecked(v.ok, v.outcome)))
         elif isinstance(a, ev.StartFace):
             self.face.start(a.attempt)
         elif isinstance(a, ev.StopFace):
@@ -336,8 +350,16 @@ class App:
         except asyncio.TimeoutError:
             self.post(ev.AuthFailed("020", "host_timeout"))
             return
+        except asyncio.CancelledError:
+            if self.flow.visit is visit and not self._stopping.is_set():
+                self.post(ev.AuthFailed("035", "challenge_conflict"))
+            return
         except CardError as e:
             self.post(ev.AuthFailed(e.code, getattr(e, "reason", type(e).__name__)))
+            return
+        if self.flow.visit is not visit or visit.finished or self.flow.state != "authenticating":
+            # the visit ended meanwhile (card pulled, a conflicting challenge): its signature is not sent
+            log.info("visit %s ended before its authentication was sent; not sending it", visit.visit_id)
             return
         await self.host.submit("visit.authenticated", **fields)  # waits for room rather than refusing
 
@@ -351,9 +373,23 @@ class App:
                           cert_not_after=cv.not_after.isoformat())
         elif a.type == "visit.result":
             fields["ConsTime"] = cons_time()
-        self.host.send(a.type, **fields)
-        if a.type in ("visit.result", "visit.aborted"):
-            self._note_visit_closed(str(fields.get("visit_id")))
+        stored = self._queue_host(a.type, **fields)
+        if stored is None:
+            return
+        visit_id = str(fields.get("visit_id"))
+        if a.confirm:  # the flow tells the patient 「完了」 only once the result is durable
+            stored.add_done_callback(lambda f: f.cancelled() or self.post(ev.ResultStored(visit_id)))
+        if a.type in ("visit.result", "visit.aborted"):  # the open-visit note goes once the end is durable
+            stored.add_done_callback(lambda f: f.cancelled() or self._note_visit_closed(visit_id))
+
+    def _queue_host(self, type_: str, **fields: Any) -> asyncio.Future[str] | None:
+        try:
+            return self.host.send(type_, **fields)
+        except HostQueueFull as e:
+            # Only when the outbox has stopped storing for a long time (disk full and no reserve
+            # left): new visits are refused by then, so this is a reader event or an abort.
+            log.error("%s", e)
+            return None
 
     # ------------------------------------------------------------ visits a crash interrupted
 
@@ -367,7 +403,11 @@ class App:
         if left is not None:
             log.warning("visit %s was interrupted by a restart (started %s); telling the host", left.visit_id,
                         left.started or "at an unknown time")
-            self.host.send("visit.aborted", visit_id=left.visit_id, reason=ABORT_REASON, code=ABORT_CODE)
+            stored = self._queue_host("visit.aborted", visit_id=left.visit_id, reason=ABORT_REASON,
+                                      code=ABORT_CODE)
+            if stored is not None:  # the note stays until the abort is durable: a second crash repeats it
+                stored.add_done_callback(lambda f, vid=left.visit_id: f.cancelled() or self._note_visit_closed(vid))
+            return
         self._note_visit_closed(None)
 
     def _note_visit_open(self, visit_id: str) -> None:
@@ -376,7 +416,7 @@ class App:
         except OpenVisitError:
             left = None
         if left is not None and left.visit_id != visit_id:  # the flow was reset mid-visit: close that one too
-            self.host.send("visit.aborted", visit_id=left.visit_id, reason=ABORT_REASON, code=ABORT_CODE)
+            self._queue_host("visit.aborted", visit_id=left.visit_id, reason=ABORT_REASON, code=ABORT_CODE)
         try:
             self.open_visit.record(visit_id)
         except OpenVisitError as e:

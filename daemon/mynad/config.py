@@ -8,8 +8,7 @@ getters are the model). Relative paths are resolved against the file's folder.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,10 @@ class ReaderSection:
     runtime_dir: Path = Path("/run/myna-reader")  # the control socket for mynactl
     log_level: str = "info"
     institution: str = ""
+    # Control socket (docs/security.md): members of control_group may connect and read the
+    # status; only root and members of staff_group may change anything (visual check).
+    staff_group: str = "myna-staff"
+    control_group: str = "myna-tech"
 
 
 @dataclass(frozen=True)
@@ -119,21 +122,24 @@ class HostSection:
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_username: str = ""
-    mqtt_password: str = ""
-    mqtt_tls_ca: str = ""
+    # The password is never in this file: a 0600/0640 file owned by root or the daemon's
+    # user, or the systemd credential "mqtt-password" (docs/security.md).
+    mqtt_password_file: Path | None = None
+    mqtt_tls_ca: Path | None = None    # set: TLS, broker certificate and host name verified
+    mqtt_tls_cert: Path | None = None  # client certificate (PEM) for brokers that require one
+    mqtt_tls_key: Path | None = None   # its private key (PEM, unencrypted, 0600)
+    # The reader's 32-byte host-link key (64 hex digits), 0600, owned by the daemon's user;
+    # `mynactl host-key generate|import`. Every frame is authenticated with it (docs/host-protocol.md).
+    key_file: Path = Path("/etc/myna-reader/host.key")
 
 
 @dataclass(frozen=True)
 class StaffSection:
-    # sha256 of "<salt>:<password>"; the password itself is never stored.
-    password_sha256: str = ""
-    password_salt: str = ""
-
-    def check(self, password: bytes | bytearray) -> bool:
-        if not self.password_sha256:
-            return False
-        digest = hashlib.sha256(self.password_salt.encode() + b":" + bytes(password)).hexdigest()
-        return hmac.compare_digest(digest, self.password_sha256)
+    # The password itself is set with `mynactl staff-password set` and stored (scrypt) in
+    # <state_dir>/staff-password, never here (mynad/staffauth.py). These are the lockout:
+    max_wrong: int = 5          # wrong entries in a row before the staff check is locked
+    lock_s: float = 60.0        # the first lock; each further one doubles ...
+    lock_max_s: float = 3600.0  # ... up to this
 
 
 @dataclass(frozen=True)
@@ -169,7 +175,45 @@ _CHOICES = {
     ("indicators", "backend"): ("real", "sim"), ("camera", "backend"): ("real", "sim"),
     ("host", "transport"): ("serial", "mqtt"), ("card_face", "backend"): ("none", "real", "sim"),
     ("reader", "log_level"): ("debug", "info", "warning", "error"),
+    ("display", "rotate"): (0, 1, 2, 3),
 }
+# Keys that used to exist and must not silently keep a secret in the config file.
+_REMOVED = {
+    ("staff", "password_sha256"): "the staff password is no longer kept in the config (a plain SHA-256 of "
+                                  "a few digits is reversed at once): delete password_sha256 and password_salt "
+                                  "from [staff] and set the password with `mynactl staff-password set`",
+    ("staff", "password_salt"): "the staff password is no longer kept in the config: delete password_sha256 "
+                                "and password_salt from [staff] and set the password with "
+                                "`mynactl staff-password set`",
+    ("host", "mqtt_password"): "the MQTT password must not be written in the config: put it in a file readable "
+                               "only by root and the daemon (chmod 0600) and name it in mqtt_password_file, "
+                               "or give it to the unit as the systemd credential mqtt-password",
+}
+# Numeric bounds (inclusive). Keys ending in _s not listed here are timeouts: > 0 and at most an hour.
+_GPIO = (0, 27)  # the Pi's BCM GPIO numbers on the 40-pin header
+_BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
+    ("card", "apdu_timeout_s"): (0.1, 60), ("card", "code_b_reserve"): (0, 9),
+    ("display", "width"): (1, 4096), ("display", "height"): (1, 4096), ("display", "spi_port"): (0, 6),
+    ("display", "spi_device"): (0, 3), ("display", "gpio_dc"): _GPIO, ("display", "gpio_rst"): _GPIO,
+    ("display", "contrast"): (0, 255), ("display", "page_s"): (0.5, 60),
+    ("keypad", "rows"): _GPIO, ("keypad", "cols"): _GPIO, ("keypad", "scan_hz"): (10, 2000),
+    ("keypad", "debounce_ms"): (1, 200),
+    ("indicators", "buzzer_pin"): _GPIO, ("indicators", "led_pin"): _GPIO,
+    ("camera", "width"): (16, 4096), ("camera", "height"): (16, 4096), ("camera", "fps"): (1, 120),
+    ("card_face", "camera_num"): (0, 7), ("card_face", "width"): (16, 8192), ("card_face", "height"): (16, 8192),
+    ("card_face", "captures"): (1, 20), ("card_face", "min_confidence"): (0, 1), ("card_face", "threads"): (1, 16),
+    ("face", "threads"): (1, 16), ("face", "time_limit_s"): (1, 300), ("face", "frames_needed"): (1, 30),
+    ("host", "mqtt_port"): (1, 65535),
+    ("staff", "max_wrong"): (1, 100), ("staff", "lock_s"): (1, 86400), ("staff", "lock_max_s"): (1, 7 * 86400),
+    ("flow", "face_attempts"): (1, 10), ("flow", "throttle_max_wrong"): (1, 100),
+    ("flow", "staff_password_length"): (4, 12), ("flow", "checkup_min_age"): (0, 120),
+    ("flow", "throttle_window_s"): (1, 86400), ("flow", "throttle_block_s"): (1, 86400),
+    ("flow", "saving_notice_s"): (0.1, 60),
+}
+_TIMEOUT_BOUNDS = (0.001, 3600)
+# The rates a UART (and the USB gadget's ACM emulation) actually offer; 7 or 115201 is a typo.
+STANDARD_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+_READER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def load_config(path: str | Path) -> DaemonConfig:
@@ -182,10 +226,30 @@ def load_config(path: str | Path) -> DaemonConfig:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except (ValueError, RecursionError):  # tomllib: an integer of over 4300 digits, or nesting past the stack
+        raise ConfigError(f"config file {path} is not usable TOML: a number is too long or lists are "
+                          f"nested too deep") from None
     return parse_config(raw, base=path.parent, path=path)
 
 
+def _refuse_huge_integers(raw: dict[str, Any]) -> None:
+    """TOML integers are 64-bit, but tomllib returns any size (``0x`` and 5000 hex digits);
+    such a number breaks float() (OverflowError) and repr() (over 4300 digits: ValueError)
+    in the messages below, so it is refused here, once, naming its key."""
+    stack: list[tuple[tuple[str, ...], Any]] = [((), raw)]
+    while stack:
+        keys, value = stack.pop()
+        if isinstance(value, dict):
+            stack += [(keys + (str(k),), v) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(keys, v) for v in value]
+        elif isinstance(value, int) and not -2**63 <= value < 2**63:
+            where = f"[{keys[0]}] {'.'.join(keys[1:])}" if len(keys) > 1 else ".".join(keys)
+            raise ConfigError(f"{where} is a number outside the 64-bit range TOML allows")
+
+
 def parse_config(raw: dict[str, Any], base: Path = Path("."), path: Path | None = None) -> DaemonConfig:
+    _refuse_huge_integers(raw)
     unknown = set(raw) - set(_SECTIONS)
     if unknown:
         raise ConfigError(f"unknown section(s) [{'], ['.join(sorted(unknown))}]; known: {', '.join(_SECTIONS)}")
@@ -195,13 +259,19 @@ def parse_config(raw: dict[str, Any], base: Path = Path("."), path: Path | None 
         if not isinstance(values, dict):
             raise ConfigError(f"[{name}] must be a table")
         sections[name] = _build(name, cls, values, base)
-    return DaemonConfig(path=path, **sections)
+    cfg = DaemonConfig(path=path, **sections)
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return cfg
 
 
 def _build(section: str, cls: type, values: dict[str, Any], base: Path) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
+        if (section, key) in _REMOVED:
+            raise ConfigError(f"[{section}] {key}: {_REMOVED[section, key]}")
         if key not in fields:
             raise ConfigError(f"[{section}] has no option {key!r}; options: {', '.join(fields)}")
         kwargs[key] = _convert(section, key, fields[key], value, base)
@@ -217,10 +287,12 @@ def _convert(section: str, key: str, f: dataclasses.Field, value: Any, base: Pat
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     choices = _CHOICES.get((section, key))
     if choices is not None and value not in choices:
-        raise ConfigError(f"{where} must be one of {', '.join(choices)} (got {value!r})")
+        raise ConfigError(f"{where} must be one of {', '.join(map(str, choices))} (got {value!r})")
     if "Path" in kind:
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a path string")
+        if "\x00" in value:
+            raise ConfigError(f"{where} must not contain a NUL character")
         p = Path(value)
         return p if p.is_absolute() else (base / p).resolve()
     if isinstance(default, bool) or kind == "bool":
@@ -232,19 +304,85 @@ def _convert(section: str, key: str, f: dataclasses.Field, value: Any, base: Pat
             raise ConfigError(f"{where} must be a number (got {value!r})")
         if value < 0:
             raise ConfigError(f"{where} must not be negative (got {value!r})")
-        return float(value)
+        return _bounded(section, key, float(value))
     if isinstance(default, int) or kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where} must be a whole number (got {value!r})")
         if value < 0:
             raise ConfigError(f"{where} must not be negative (got {value!r})")
-        return value
+        return _bounded(section, key, value)
     if isinstance(default, tuple) or kind.startswith("tuple"):
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list (got {value!r})")
+        if (section, key) in _BOUNDS:
+            for item in value:
+                if isinstance(item, bool) or not isinstance(item, int):
+                    raise ConfigError(f"{where} must be a list of whole numbers (got {item!r})")
+                _bounded(section, key, item)
         return tuple(value)
     if isinstance(default, str) or kind == "str":
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string (got {value!r})")
         return value
     return value
+
+
+def _bounded(section: str, key: str, value: float) -> Any:
+    """Refuse a number outside the key's range with one sentence naming the range."""
+    lo, hi = _BOUNDS.get((section, key)) or (_TIMEOUT_BOUNDS if key.endswith("_s") else (None, None))
+    if lo is None:
+        return value
+    if not lo <= value <= hi:
+        if (lo, hi) == _TIMEOUT_BOUNDS:
+            raise ConfigError(f"[{section}] {key} is a time in seconds: it must be more than 0 and at most "
+                              f"{hi:g} (got {value!r})")
+        raise ConfigError(f"[{section}] {key} must be between {lo:g} and {hi:g} (got {value!r})")
+    return value
+
+
+def config_problems(cfg: DaemonConfig) -> list[str]:
+    """Checks that need more than one key, or the files a key names; one sentence per problem.
+
+    Files are checked only when they will be used (the MQTT ones when transport is mqtt),
+    so switching a reader to serial does not require deleting the MQTT lines.
+    """
+    problems: list[str] = []
+    if not _READER_ID.fullmatch(cfg.reader.id):
+        problems.append(f"[reader] id must be 1 to 64 letters, digits, '.', '_' or '-' (it is part of the MQTT "
+                        f"topics, where '/', '+' and '#' would reach other readers' topics; got {cfg.reader.id!r})")
+    for key in ("staff_group", "control_group"):
+        if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", getattr(cfg.reader, key)):
+            problems.append(f"[reader] {key} must be a Unix group name (got {getattr(cfg.reader, key)!r})")
+    host = cfg.host
+    if host.baud not in STANDARD_BAUDS:
+        problems.append(f"[host] baud must be a standard rate: {', '.join(map(str, STANDARD_BAUDS))} "
+                        f"(got {host.baud})")
+    if cfg.staff.lock_max_s < cfg.staff.lock_s:
+        problems.append(f"[staff] lock_max_s ({cfg.staff.lock_max_s:g}) must not be shorter than lock_s "
+                        f"({cfg.staff.lock_s:g})")
+    if host.transport == "mqtt":
+        if not host.mqtt_host:
+            problems.append("[host] mqtt_host must name the broker when transport = \"mqtt\"")
+        if (host.mqtt_tls_cert is None) != (host.mqtt_tls_key is None):
+            problems.append("[host] mqtt_tls_cert and mqtt_tls_key go together: set both (client certificate "
+                            "and its key) or neither")
+        if host.mqtt_tls_cert is not None and host.mqtt_tls_ca is None:
+            problems.append("[host] mqtt_tls_cert needs mqtt_tls_ca: a client certificate is only sent over TLS, "
+                            "and TLS needs the CA that signed the broker's certificate")
+        for key in ("mqtt_tls_ca", "mqtt_tls_cert", "mqtt_tls_key", "mqtt_password_file"):
+            path = getattr(host, key)
+            if path is not None and not path.is_file():
+                problems.append(f"[host] {key}: {path} does not exist or is not a file")
+        if host.mqtt_password_file is not None and host.mqtt_password_file.is_file():
+            from myna_drivers.mqtt_link import secret_file_problem
+
+            problem = secret_file_problem(host.mqtt_password_file)
+            if problem:
+                problems.append(f"[host] mqtt_password_file: {problem}")
+        if host.mqtt_tls_key is not None and host.mqtt_tls_key.is_file():
+            from myna_drivers.mqtt_link import secret_file_problem
+
+            problem = secret_file_problem(host.mqtt_tls_key)
+            if problem:
+                problems.append(f"[host] mqtt_tls_key: {problem}")
+    return problems

@@ -80,6 +80,91 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+def _read_secret(fd: int, prompt: str | None = None, capacity: int = 64) -> bytearray:
+    """One line from ``fd`` into a bytearray, echo off when ``prompt`` (a tty) is given.
+
+    Not getpass: getpass returns an immutable ``str`` that cannot be wiped. Reading byte by
+    byte with os.readv keeps the digits out of Python's buffered I/O; the tty's own line
+    editing (backspace) still works in canonical mode.
+    """
+    import os
+    import termios
+
+    from mynad.staffauth import wipe
+
+    old = None
+    if prompt is not None:
+        old = termios.tcgetattr(fd)
+        quiet = termios.tcgetattr(fd)
+        quiet[3] &= ~termios.ECHO
+        termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+        os.write(fd, prompt.encode())  # after echo is off: whatever is typed once it shows stays hidden
+    buf, one, n = bytearray(capacity), bytearray(1), 0
+    try:
+        while os.readv(fd, [one]) == 1 and one[0] not in (0x0A, 0x0D):
+            if n == capacity:
+                raise SystemExit("mynactl: the staff password is too long")
+            buf[n] = one[0]
+            n += 1
+        out = bytearray(n)
+        out[:] = memoryview(buf)[:n]
+        return out
+    finally:
+        wipe(buf)
+        wipe(one)
+        if old is not None:
+            termios.tcsetattr(fd, termios.TCSAFLUSH, old)
+            os.write(fd, b"\n")
+
+
+def cmd_staff_password(args) -> int:
+    """Set, clear or show the 目視確認 password (stored with scrypt in the state dir)."""
+    import hmac
+    import os
+    import time
+
+    from mynad.staffauth import LockoutPolicy, StaffAuthError, StaffGate, clear_password, set_password, wipe
+
+    cfg = _config(args)
+    state_dir, length = cfg.reader.state_dir, cfg.flow.staff_password_length
+    if args.action == "clear":
+        gone = clear_password(state_dir)
+        print("staff password cleared: 目視確認 at the reader is refused until a new one is set" if gone
+              else "no staff password was set")
+        return 0
+    if args.action == "status":
+        gate = StaffGate(state_dir, LockoutPolicy(cfg.staff.max_wrong, cfg.staff.lock_s, cfg.staff.lock_max_s))
+        now = time.time()
+        state = gate.lockout(now)
+        print(f"staff password: {'set' if gate.is_set() else 'not set'}"
+              + (f"; locked for {state.locked_until - now:.0f} s more" if state.locked(now) else "")
+              + (f"; {state.wrong} wrong since the last success" if state.wrong else ""))
+        return 0
+    if args.stdin:
+        secret = _read_secret(0)
+    else:
+        try:
+            tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+        except OSError:
+            raise SystemExit("mynactl: no terminal to ask the password on; use --stdin in scripts")
+        try:
+            secret = _read_secret(tty, f"new staff password ({length} digits): ")
+            again = _read_secret(tty, "the same again: ")
+        finally:
+            os.close(tty)
+        same = hmac.compare_digest(secret, again)
+        wipe(again)
+        if not same:
+            wipe(secret)
+            raise SystemExit("mynactl: the two entries differ; nothing was changed")
+    try:
+        path = set_password(state_dir, secret, length=length)
+    except (StaffAuthError, OSError) as e:
+        raise SystemExit(f"mynactl: {e}")
+    print(f"staff password set ({path}); any staff lockout was lifted")
+    return 0
+
+
 def _config(args):
     try:
         return load_config(args.config)
@@ -98,8 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_visual_check)
     p = sub.add_parser("outbox", help="count the results still owed to the host")
     p.set_defaults(func=cmd_outbox)
+    p = sub.add_parser("staff-password", help="set or clear the 目視確認 staff password (scrypt, in the state dir)")
+    p.add_argument("action", choices=("set", "clear", "status"))
+    p.add_argument("--stdin", action="store_true", help="set: read one line from stdin (for scripts), no prompt")
+    p.set_defaults(func=cmd_staff_password)
     p = sub.add_parser("check-config", help="validate the config file")
     p.set_defaults(func=cmd_check_config)
+    from mynad.ctl_hostkey import add_host_key
+
+    add_host_key(sub)
     try:
         from myna_models.cli import add_subcommands
     except ImportError as e:  # the face tools need the models package

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     from mynad.memory import tune_allocator
 
     tune_allocator()
+    from mynad.hardening import forbid_core_dumps
+
+    forbid_core_dumps()  # before any PIN is typed: no core dump may hold one (docs/security.md)
 
     try:
         return asyncio.run(App(cfg, simulator=args.simulator).run())

@@ -18,6 +18,12 @@ Limits, so that whoever can publish on ``sub_topic`` cannot exhaust the reader's
   safe because every DATA frame is resent from the peer's outbox until it is ACKed, a lost
   ACK only makes our own sender resend (the peer ACKs the duplicate), and a lost HELLO is
   repeated as keep-alive.
+
+Security (docs/security.md): with ``tls_ca`` the connection is TLS and the broker's
+certificate is verified against that CA, host name included; ``tls_cert``/``tls_key`` add a
+client certificate. The password is never a config value: it is read from ``password_file``
+(refused unless mode 0600/0640 and owned by root or the daemon's user) or from the systemd
+credential ``mqtt-password`` ($CREDENTIALS_DIRECTORY, ``LoadCredential=`` in the unit).
 """
 
 from __future__ import annotations
@@ -25,19 +31,117 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
+import pwd
 import socket
 import ssl
+import stat
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("myna_drivers.mqtt_link")
 
-MAX_FRAME = 8 + 65535 + 2  # the host-link frame limit: header, 16-bit length payload, CRC
+MAX_FRAME = 8 + 65535 + 24 + 2  # the host-link frame limit: header, 16-bit length payload, auth trailer, CRC
 R_TOO_LARGE = "payload too large"
 R_QUEUE_FULL = "receive queue full"
 
 
+CREDENTIAL_NAME = "mqtt-password"  # LoadCredential=mqtt-password:/etc/myna-reader/mqtt-password
+DAEMON_USER = "myna"  # systemd/myna-reader.sysusers.conf
+MAX_SECRET_FILE = 4096
+
+
 class MqttLinkError(Exception):
     """The broker cannot be reached or refused us; the message says why in plain words."""
+
+
+class _LastError(logging.Handler):
+    """Keeps paho's last socket error: a TLS alert (say, "certificate required") is only logged
+    by paho, and the connect attempt then merely times out; _explain turns it into a sentence."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.last = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.last = record.getMessage()
+
+
+def secret_file_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` may not hold a secret (None when it may), in one sentence.
+
+    Allowed: a regular file, no access for others and no write for the group (0600, 0640,
+    0400, 0440), owned by root, the daemon's user, or whoever runs this check.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"{path} cannot be read ({e.strerror or e})"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path} is not a regular file"
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o137:
+        return (f"{path} has mode {mode:04o}; a file holding a secret must be 0600 or 0640 "
+                f"(chmod 0600 {path})")
+    owners = {0, os.geteuid()}
+    try:
+        owners.add(pwd.getpwnam(DAEMON_USER).pw_uid)
+    except KeyError:
+        pass
+    if st.st_uid not in owners:
+        return (f"{path} is owned by uid {st.st_uid}; it must belong to root or the daemon's user "
+                f"{DAEMON_USER} (chown root:{DAEMON_USER} {path})")
+    return None
+
+
+def read_secret_file(path: str | os.PathLike[str]) -> str:
+    """The secret in ``path`` (first line, surrounding whitespace removed), after the checks above."""
+    problem = secret_file_problem(path)
+    if problem:
+        raise MqttLinkError(f"MQTT password file refused: {problem}")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SECRET_FILE + 1)
+    except OSError as e:
+        raise MqttLinkError(f"cannot read the MQTT password file {path}: {e.strerror or e}") from None
+    if len(raw) > MAX_SECRET_FILE:
+        raise MqttLinkError(f"the MQTT password file {path} is larger than {MAX_SECRET_FILE} bytes")
+    lines = raw.splitlines()
+    try:
+        secret = lines[0].strip().decode("utf-8") if lines else ""
+    except UnicodeDecodeError:
+        raise MqttLinkError(f"the MQTT password file {path} is not UTF-8 text") from None
+    if not secret:
+        raise MqttLinkError(f"the MQTT password file {path} is empty")
+    return secret
+
+
+def credential_path(env: dict[str, str] | None = None) -> Path | None:
+    """The systemd credential ``mqtt-password`` if the unit loaded one."""
+    folder = (os.environ if env is None else env).get("CREDENTIALS_DIRECTORY")
+    if not folder:
+        return None
+    path = Path(folder) / CREDENTIAL_NAME
+    return path if path.is_file() else None
+
+
+def tls_context(ca: str | os.PathLike[str], cert: str | os.PathLike[str] | None = None,
+                key: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
+    """A client context that verifies the broker against ``ca`` (host name included).
+
+    ``create_default_context`` sets CERT_REQUIRED and check_hostname; TLS 1.2 is the floor.
+    """
+    try:
+        ctx = ssl.create_default_context(cafile=str(ca))
+    except (OSError, ssl.SSLError) as e:
+        raise MqttLinkError(f"cannot load the broker CA certificate {ca}: {e}") from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert:
+        try:
+            ctx.load_cert_chain(str(cert), str(key) if key else None)
+        except (OSError, ssl.SSLError) as e:
+            raise MqttLinkError(f"cannot load the client certificate {cert} / key {key}: {e}") from None
+    return ctx
 
 
 class MqttPort:
@@ -45,7 +149,9 @@ class MqttPort:
     stream = False  # every message is one whole frame
 
     def __init__(self, host: str, port: int = 1883, *, sub_topic: str, pub_topic: str, client_id: str,
-                 username: str = "", password: str = "", tls_ca: str = "", status_topic: str | None = None,
+                 username: str = "", password: str = "", password_file: str | os.PathLike[str] | None = None,
+                 tls_ca: str | os.PathLike[str] | None = "", tls_cert: str | os.PathLike[str] | None = None,
+                 tls_key: str | os.PathLike[str] | None = None, status_topic: str | None = None,
                  keepalive: int = 15, max_payload: int = MAX_FRAME, max_queued: int = 64) -> None:
         self.host = host
         self.port = port
@@ -53,8 +159,11 @@ class MqttPort:
         self.pub_topic = pub_topic
         self.client_id = client_id
         self.username = username
-        self.password = password
-        self.tls_ca = tls_ca
+        self.password = password  # tests and the virtual host only; the daemon gives a file
+        self.password_file = password_file
+        self.tls_ca = tls_ca or None
+        self.tls_cert = tls_cert or None
+        self.tls_key = tls_key or None
         self.status_topic = status_topic
         self.keepalive = keepalive
         self.max_payload = max_payload
@@ -63,6 +172,11 @@ class MqttPort:
         self._client: Any = None
         self._rx: asyncio.Queue[bytes | BaseException] | None = None
         self._pump: asyncio.Task | None = None
+        self._paho_log = logging.getLogger(f"myna_drivers.mqtt_link.paho.{client_id}")
+        self._paho_errors = next((h for h in self._paho_log.handlers if isinstance(h, _LastError)), None)
+        if self._paho_errors is None:
+            self._paho_errors = _LastError()
+            self._paho_log.addHandler(self._paho_errors)
 
     @property
     def describe(self) -> str:
@@ -77,19 +191,18 @@ class MqttPort:
             return
         import aiomqtt
 
-        tls_context = None
-        if self.tls_ca:
-            try:
-                tls_context = ssl.create_default_context(cafile=self.tls_ca)
-            except (OSError, ssl.SSLError) as e:
-                raise MqttLinkError(f"cannot load the broker CA certificate {self.tls_ca}: {e}") from None
+        context = tls_context(self.tls_ca, self.tls_cert, self.tls_key) if self.tls_ca else None
+        if self.tls_cert and context is None:
+            raise MqttLinkError("a client certificate is only sent over TLS: set the broker CA as well")
+        password = self._password()
+        self._paho_errors.last = ""
         will = None
         if self.status_topic:
             will = aiomqtt.Will(self.status_topic, b"offline", qos=1, retain=True)
         client = aiomqtt.Client(
-            self.host, self.port, username=self.username or None, password=self.password or None,
+            self.host, self.port, username=self.username or None, password=password,
             identifier=self.client_id, clean_session=True, keepalive=self.keepalive, will=will,
-            tls_context=tls_context, timeout=10,
+            tls_context=context, timeout=10, logger=self._paho_log,
             # paho leaves Nagle on: with the broker's delayed ACK every small frame waits ~40 ms
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             max_queued_incoming_messages=self.max_queued,  # aiomqtt drops (and logs) beyond this
@@ -111,10 +224,27 @@ class MqttPort:
         self._rx = asyncio.Queue(self.max_queued + 1)  # + 1: room for the closing error
         self._pump = asyncio.create_task(self._pump_messages(client, self._rx), name="mqtt-rx")
 
+    def _password(self) -> str | None:
+        """From the password file, else the systemd credential, else the constructor's value."""
+        if self.password_file:
+            return read_secret_file(self.password_file)
+        cred = credential_path()
+        if cred is not None:
+            return read_secret_file(cred)
+        return self.password or None
+
     def _explain(self, e: BaseException) -> str:
         text = str(e)
+        if self._paho_errors.last and ("timed out" in text.lower() or "timeout" in text.lower() or not text):
+            text = f"{text} ({self._paho_errors.last})" if text else self._paho_errors.last
         low = text.lower()
         where = f"MQTT broker {self.host}:{self.port}"
+        if "certificate verify failed" in low or isinstance(e, ssl.SSLCertVerificationError):
+            reason = getattr(e, "verify_message", None) or text
+            return (f"{where}: its TLS certificate was not accepted ({reason}); check that mqtt_tls_ca is the "
+                    f"CA that signed it and that mqtt_host is a name in the certificate")
+        if "alert" in low and "certificate" in low:
+            return f"{where} did not accept our client certificate ({text}); check mqtt_tls_cert and mqtt_tls_key"
         if "not authori" in low or "bad user" in low:
             return f"{where} refused the user name or password"
         if "refused" in low:

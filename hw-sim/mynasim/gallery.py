@@ -91,10 +91,15 @@ def gallery_states() -> list[tuple[str, Screen]]:
     add("host error 021", "host_error", code="021")
     add("fault reader", "fault", code="090", reason="reader")
     add("fault unexpected", "fault", code="091", reason="unexpected")
+    add("fault storage full", "fault", code="040", reason="storage_full")
+    add("saving result", "saving")
+    add("saving result, disk full", "saving", code="040")
     for entered in (0, 3, 6):
         add(f"目視確認 password {entered}", "visual_check", stage="password", entered=entered, layout=LAYOUT, length=6)
     add("目視確認 password, no layout yet", "visual_check", stage="password", entered=0)
     add("目視確認 confirm", "visual_check", stage="confirm", entered=0)
+    add("目視確認 staff lockout", "visual_check", stage="locked")
+    add("目視確認 no staff password", "visual_check", stage="not_set")
     for reason in ("user", "timeout", "card_removed"):
         add(f"cancelled {reason}", "cancelled", reason=reason)
     missing = set(SCREENS) - {scr.id for _, scr in s}

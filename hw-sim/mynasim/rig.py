@@ -28,6 +28,7 @@ from mynasim.timeline import Entry, Timeline, TimelineTimeout
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent.parent
 SIM_CONFIG = PACKAGE_DIR / "mynad-sim.toml"
+STAFF_PASSWORD = "246810"  # the simulated clinic's staff password (tests type it on the keypad)
 
 
 def default_assets_dir() -> Path:
@@ -58,8 +59,11 @@ def write_toml(data: dict[str, dict[str, Any]], path: Path) -> None:
 
 class SimRig:
     def __init__(self, run_dir: Path, *, assets_dir: Path | None = None, overrides: dict[str, dict] | None = None,
-                 echo: bool = False, fresh: bool = True) -> None:
+                 echo: bool = False, fresh: bool = True, profiles_file: Path | None = None) -> None:
         self.run_dir = Path(run_dir).resolve()
+        self.profiles_file = profiles_file  # card profiles (None: mynasim/card/profiles.toml)
+        # extra environment for mynad (e.g. NOTIFY_SOCKET + WATCHDOG_USEC from mynasim.supervisor)
+        self.daemon_env: dict[str, str] = {}
         self.assets_dir = Path(assets_dir or default_assets_dir()).resolve()
         self.overrides = overrides or {}
         self.echo = echo
@@ -86,6 +90,7 @@ class SimRig:
         from mynasim.card import VirtualCardSlot
         from mynasim.host import pty_pair
 
+        self._hold_bench_lock()
         try:
             self.pcscd.ensure(log_path=self.run_dir / "pcscd.log")
             self.bus = SimBusServer(self.run_dir / "bus.sock", self.timeline)
@@ -93,7 +98,8 @@ class SimRig:
             self.reader_tty = reader_tty
             self._start_host(host_tty)
             self.card_slot = VirtualCardSlot(port=35963, state_dir=self.run_dir / "card-state",
-                                             assets_dir=self.assets_dir, on_apdu=self._on_apdu)
+                                             assets_dir=self.assets_dir, on_apdu=self._on_apdu,
+                                             profiles=self.profiles)
             self.config_path = self._write_config()
             if daemon:
                 self.start_daemon()
@@ -102,12 +108,26 @@ class SimRig:
             raise
         return self
 
+    def _hold_bench_lock(self) -> None:
+        """One rig at a time on this machine (mynasim.benchlock): a second one waits here."""
+        from mynasim import benchlock
+
+        benchlock.acquire()
+        self._bench_held = True
+
+    def _release_bench_lock(self) -> None:
+        from mynasim import benchlock
+
+        if getattr(self, "_bench_held", False):
+            self._bench_held = False
+            benchlock.release()
+
     def _start_host(self, host_tty: str) -> None:
         from mynasim.card import TestPKI, load_profiles
         from mynasim.host import VirtualHost
 
-        self.pki = TestPKI(self.run_dir / "card-state")
-        self.profiles = load_profiles()
+        self.profiles = load_profiles(self.profiles_file)
+        self.pki = TestPKI(self.run_dir / "card-state", self.profiles)
 
         def lookup(serial: int) -> dict[str, Any] | None:
             name = self.pki.profile_for_serial(serial)
@@ -115,8 +135,27 @@ class SimRig:
 
         self.host = VirtualHost(host_tty, lookup_patient=lookup, ca_certificate=self.pki.ca_certificate,
                                 on_event=self._on_host_event,
-                                state_dir=self.run_dir / "host-state")
+                                state_dir=self.run_dir / "host-state", key_file=self.host_key_file())
         self.host.start()
+
+    def _set_staff_password(self, state_dir: Path) -> None:
+        """The clinic's staff password, set as a technician would (``mynactl staff-password set``):
+        the daemon only ever sees its scrypt hash in the state directory."""
+        from mynad.staffauth import set_password
+
+        state_dir.mkdir(parents=True, exist_ok=True)
+        if not (state_dir / "staff-password").exists():
+            set_password(state_dir, bytearray(STAFF_PASSWORD.encode()), length=len(STAFF_PASSWORD))
+
+    def host_key_file(self) -> Path:
+        """The reader's host-link key, made once per run folder (0600): the daemon's [host] key_file
+        and the virtual host's copy are this one file."""
+        from mynad.hostlink.keyfile import generate_key, write_key
+
+        path = self.run_dir / "host.key"
+        if not path.exists():
+            write_key(path, generate_key())
+        return path
 
     def _on_host_event(self, what: str, msg: dict[str, Any]) -> None:
         """Host traffic onto the timeline; message fields go under ``data`` keys that cannot
@@ -130,6 +169,8 @@ class SimRig:
         cfg["display"]["out_dir"] = str(self.screens_dir)
         cfg["face"]["models_dir"] = str(self.assets_dir / "models")
         cfg["host"]["serial_path"] = self.reader_tty
+        cfg["host"]["key_file"] = str(self.host_key_file())
+        self._set_staff_password(Path(cfg["reader"]["state_dir"]))
         cfg["sim"]["bus"] = str(self.run_dir / "bus.sock")
         for section, values in self.overrides.items():
             cfg.setdefault(section, {}).update(values)
@@ -138,7 +179,8 @@ class SimRig:
         return path
 
     def start_daemon(self, timeout: float = 60.0) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1", SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy",
+                   **self.daemon_env)
         mark = len(self.timeline)
         self.daemon = subprocess.Popen(
             [sys.executable, "-m", "mynad.main", "--simulator", "--config", str(self.config_path)],
@@ -181,6 +223,21 @@ class SimRig:
         self.daemon = None
         return code
 
+    def replug_serial(self, gone_s: float = 1.0) -> None:
+        """Fault: the serial cable is pulled for ``gone_s`` seconds. The pty pair disappears (both
+        ends read EIO, reopening finds no device), then a new pair appears at the same paths, as a
+        USB-serial adapter re-enumerates under the same udev name."""
+        from mynasim.host import pty_pair
+
+        self.timeline.add("rig", "serial_unplugged", gone_s=gone_s)
+        if self._pty_close is not None:
+            self._pty_close()
+            self._pty_close = None
+        time.sleep(gone_s)
+        reader_tty, _host_tty, self._pty_close = pty_pair(self.run_dir)
+        assert reader_tty == self.reader_tty  # the same stable paths: the daemon's config stays right
+        self.timeline.add("rig", "serial_plugged")
+
     def close(self) -> None:
         if self._follower is not None:
             self._follower.stop()
@@ -196,6 +253,7 @@ class SimRig:
             self.bus.close()
         self.pcscd.stop()
         self.timeline.close()
+        self._release_bench_lock()
 
     def __enter__(self) -> "SimRig":
         return self.start()

@@ -33,8 +33,16 @@ def _readers() -> list[str]:
 class Pcscd:
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
+        self._bench = False
 
     def ensure(self, timeout: float = 10.0, log_path: Path | None = None) -> "Pcscd":
+        """pcscd with the vpcd readers, started if needed. Holds the machine's test bench
+        (mynasim.benchlock) until ``stop``: another run must not stop or restart it meanwhile."""
+        if not self._bench:
+            from mynasim import benchlock
+
+            benchlock.acquire()
+            self._bench = True
         if any(r.startswith("Virtual PCD") for r in _readers()):
             return self
         exe = shutil.which("pcscd") or "/usr/sbin/pcscd"
@@ -69,3 +77,8 @@ class Pcscd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.proc = None
+        if self._bench:
+            from mynasim import benchlock
+
+            self._bench = False
+            benchlock.release()

@@ -11,8 +11,12 @@ from mynad.core.flow import ReceptionFlow
 
 
 class Driver:
-    def __init__(self, cfg: FlowConfig | None = None) -> None:
+    """``auto_store``: answer a confirmed SendHost with ResultStored at once, as the shell does
+    when the outbox write succeeds (tests of the saving state turn it off)."""
+
+    def __init__(self, cfg: FlowConfig | None = None, auto_store: bool = True) -> None:
         self.flow = ReceptionFlow(cfg or FlowConfig())
+        self.auto_store = auto_store
         self.now = 0.0
         self.actions: list[ev.Action] = list(self.flow.start())
         self.timers: dict[str, int] = {}
@@ -25,6 +29,10 @@ class Driver:
             elif isinstance(a, ev.CancelTimer):
                 self.timers.pop(a.name, None)
         self.actions += out
+        if self.auto_store:
+            for a in out:
+                if isinstance(a, ev.SendHost) and a.confirm:
+                    out = out + self.send(ev.ResultStored(str(a.fields["visit_id"])))
         return out
 
     def fire(self, name: str) -> list[ev.Action]:

@@ -39,6 +39,9 @@ def alphabet(flow: ReceptionFlow, timers: dict[str, int]) -> list[ev.Event]:
         ev.HostQualification(vid, True, "未登録", 50, False, None),
         ev.HostQualification(vid, False, "", None, True, None, "021"),
         ev.HostVisualCheck(), ev.AuthFailed("020", "host_timeout"),
+        ev.ResultStored(vid), ev.StorageChanged(False, "disk full"), ev.StorageChanged(True),
+        ev.StaffPasswordChecked(False, "locked"), ev.StaffPasswordChecked(False, "not_set"),
+        ev.StaffPasswordState(False), ev.StaffPasswordState(True), ev.ChallengeConflict(vid),
     ]
     return out
 
@@ -92,10 +95,12 @@ def test_every_state_and_screen_handles_every_event():
                         if name in ("notice", "done"):
                             gone = step(gone, ev.TimerFired(name, tok), now + 1)
                 assert gone.flow.visit is None and gone.flow.state == "idle", (child.flow.state, gone.flow.state)
+                assert gone.screen in ("idle", "fault"), gone.screen
                 v = child.flow.visit
                 facts = None if v is None else (v.has_pin, v.pin_tries, v.pin_locked, v.face_possible, v.entered,
                                                 v.staff_from_host, v.qualification_only, v.face_attempt)
-                key = (child.flow.state, child.screen, facts, child.flow.visual_armed, tuple(sorted(child.timers)))
+                key = (child.flow.state, child.screen, facts, child.flow.visual_armed, child.flow.storage_ok,
+                       child.flow.staff_available, tuple(sorted(child.timers)))
                 if key not in seen:
                     seen.add(key)
                     nxt.append(child)
@@ -103,7 +108,7 @@ def test_every_state_and_screen_handles_every_event():
         if not frontier:
             break
     must = {"idle", "reading", "method", "face", "face_failed", "pin_entry", "pin_last_try", "pin_locked",
-            "staff_password", "staff_confirm", "consent", "done", "remove"}
+            "staff_password", "consent", "saving", "done", "remove"}  # staff_confirm: test_flow_rows
     assert must <= states, must - states
     print("screens never reached:", sorted(SCREENS.keys() - screens), "states:", len(states))
     assert len(screens) >= 18, sorted(SCREENS.keys() - screens)

@@ -339,11 +339,29 @@ def test_card_removed_mid_visit_returns_to_idle_and_tells_host(d: Driver):
     assert d.host("visit.aborted")[0].fields["reason"] == "card_removed"
 
 
+LAYOUT = tuple("123456789") + ("取消", "0", "クリア")
+
+
+def _staff_password(d: Driver, ok: bool = True, reason: str = "wrong") -> None:
+    d.send(ev.PinLayoutReady(LAYOUT))
+    for _ in range(d.flow.cfg.staff_password_length):
+        d.send(ev.PinDigit())
+    assert isinstance([a for a in d.actions if not isinstance(a, (ev.Show, ev.StartTimer, ev.CancelTimer))][-1],
+                      ev.CheckStaffPassword)
+    d.send(ev.StaffPasswordChecked(ok, reason))
+
+
 def test_staff_visual_check_from_host_then_back_to_auto(d: Driver):
+    """Issue #10: a host message alone (anyone on the host link) armed 目視確認 and the next patient
+    passed on one key; the staff password is now asked at the reader first."""
     d.send(ev.HostVisualCheck())
     assert d.screen.params["mode"] == "visual"
     d.insert()
-    assert d.screen.id == "visual_check" and d.screen.params["stage"] == "confirm"
+    assert d.screen.id == "visual_check" and d.screen.params["stage"] == "password"
+    d.key(POS)  # クリア on the password pad: no way through without the password
+    assert not [a for a in d.actions if isinstance(a, ev.Authenticate)]
+    _staff_password(d)
+    assert d.screen.params["stage"] == "confirm"
     d.key(POS)
     auth = [a for a in d.actions if isinstance(a, ev.Authenticate)][0]
     assert auth.method == "visual"
@@ -374,3 +392,90 @@ def test_staff_visual_check_on_the_reader_needs_the_password(d: Driver):
         d.send(ev.PinDigit())
     d.send(ev.StaffPasswordChecked(True))
     assert d.screen.params["stage"] == "confirm"
+
+
+def test_host_visual_check_mid_visit_asks_the_staff_password(d: Driver):
+    d.insert()
+    d.send(ev.HostVisualCheck())
+    assert d.screen.id == "visual_check" and d.screen.params["stage"] == "password"
+    d.key(NEG)  # staff walks away: back to the patient's own choice, not into a loop
+    assert d.screen.id == "method_choice"
+
+
+def test_host_visual_check_refused_without_a_staff_password(d: Driver):
+    d.send(ev.StaffPasswordState(False))
+    d.send(ev.HostVisualCheck())
+    assert d.flow.visual_armed is False
+    assert d.host("reader.event")[-1].fields["kind"] == "visual_check_refused"
+    d.insert()
+    assert d.screen.id == "method_choice" and "staff" not in d.screen.params["choices"]
+
+
+def test_staff_lockout_returns_to_the_methods_without_counting_a_try(d: Driver):
+    d.insert()
+    d.choose("staff")
+    _staff_password(d, ok=False, reason="locked")
+    assert d.screen.id == "visual_check" and d.screen.params["stage"] == "locked"
+    assert d.flow.visit.staff_wrong == 0
+    d.key(POS)
+    assert d.screen.id == "method_choice"
+
+
+def _to_last_consent(d: Driver) -> None:
+    d.insert()
+    d.choose("pin")
+    d.type_pin()
+    d.send(ev.PinChecked(True, 3, False))
+    d.qualify()
+    while d.flow.state == "consent":
+        d.key(POS)
+
+
+def test_done_screen_only_after_the_result_is_stored():
+    """Issue #10: the done screen came in the same step as the result, which then sat in memory;
+    a crash at that moment lost a result the patient had been told was done."""
+    d = Driver(auto_store=False)
+    _to_last_consent(d)
+    result = d.host("visit.result")[-1]
+    assert result.confirm
+    assert d.flow.state == "saving" and d.screen.id != "done"
+    d.send(ev.ResultStored("another-visit"))
+    assert d.screen.id != "done"
+    d.fire("saving")  # slow storage: say so
+    assert d.screen.id == "saving" and not d.screen.params.get("code")
+    d.send(ev.StorageChanged(False, "disk full"))
+    assert d.screen.id == "saving" and d.screen.params["code"] == "040"
+    d.send(ev.ResultStored(result.fields["visit_id"]))
+    assert d.screen.id == "done"
+
+
+def test_card_pulled_while_saving_keeps_the_result_and_sends_no_abort():
+    d = Driver(auto_store=False)
+    _to_last_consent(d)
+    d.send(ev.CardRemoved())
+    assert d.flow.state == "idle" and not d.host("visit.aborted")
+
+
+def test_disk_full_refuses_new_visits_until_space_returns(d: Driver):
+    d.send(ev.StorageChanged(False, "disk full"))
+    assert d.screen.id == "fault" and d.screen.params["code"] == "040"
+    d.send(ev.CardInserted("v9"))
+    assert d.flow.visit is None and not d.host("visit.started")
+    assert d.screen.id == "fault"
+    d.send(ev.StorageChanged(True))
+    assert d.screen.id == "idle"
+    d.insert(visit_id="v10")
+    assert d.flow.visit is not None
+
+
+def test_second_different_challenge_aborts_the_visit(d: Driver):
+    d.insert()
+    d.choose("pin")
+    d.type_pin()
+    d.send(ev.PinChecked(True, 3, False))
+    vid = d.flow.visit.visit_id
+    d.send(ev.ChallengeConflict("other"))
+    assert d.flow.state == "authenticating"
+    d.send(ev.ChallengeConflict(vid))
+    assert d.screen.id == "host_error" and d.screen.params["code"] == "035"
+    assert d.host("visit.aborted")[-1].fields["reason"] == "challenge_conflict"

@@ -13,10 +13,13 @@ def test_crc_check_value():
 
 
 def test_known_vector():
-    f = Frame(FrameType.ACK, 0x0102, b'{"id":"a"}')
+    f = Frame(FrameType.ACK, 0x0102, b'{"id":"a"}', counter=0x0102030405060708, tag=bytes(range(16)))
     raw = encode(f)
-    assert raw[:8] == bytes.fromhex("feff 01 02 0102 000a")
+    assert raw[:8] == bytes.fromhex("feff 02 02 0102 000a")
     assert raw[8:18] == b'{"id":"a"}'
+    assert raw[18:26] == bytes.fromhex("0102030405060708")  # counter
+    assert raw[26:42] == bytes(range(16))  # tag
+    assert len(raw) == 44 == codec.OVERHEAD + 10
     assert int.from_bytes(raw[-2:], "big") == codec.crc16(raw[2:-2])
     assert Decoder().feed(raw) == [f]
 
@@ -56,21 +59,30 @@ def test_truncated_frame_then_valid_frame():
 
 
 def test_false_header_with_huge_length_does_not_stall():
-    fake = codec.SYNC + bytes([1, 1, 0, 0, 0xFF, 0xFF])
+    fake = codec.SYNC + bytes([2, 1, 0, 0, 0xFF, 0xFF])
     b = encode(Frame.of(FrameType.DATA, 5, {"ok": True}))
     assert [f.seq for f in Decoder().feed(fake + b"abc" + b)] == [5]
 
 
 def test_unknown_version_and_type_are_counted():
     d = Decoder()
-    d.feed(codec.SYNC + bytes([9, 1, 0, 0, 0, 0, 0, 0]) + codec.SYNC + bytes([1, 77, 0, 0, 0, 0, 0, 0]))
+    d.feed(codec.SYNC + bytes([9, 1, 0, 0, 0, 0, 0, 0]) + codec.SYNC + bytes([2, 77, 0, 0, 0, 0, 0, 0]))
     assert d.dropped[codec.R_VERSION] == 1 and d.dropped[codec.R_TYPE] == 1
+
+
+def test_old_unauthenticated_version_1_frames_are_dropped_and_named():
+    v1 = codec.SYNC + bytes([1, 1, 0, 1, 0, 2]) + b"{}"
+    v1 += codec.crc16(v1[2:]).to_bytes(2, "big")
+    good = encode(Frame.of(FrameType.DATA, 5, {"ok": True}))
+    d = Decoder()
+    assert [f.seq for f in d.feed(v1 + good)] == [5]
+    assert d.dropped[codec.R_UNAUTHENTICATED] == 1
 
 
 def test_flush_recovers_frame_behind_incomplete_header():
     # a stuck partial frame whose "payload" is plain ASCII: only a quiet-line flush frees it
     d = Decoder()
-    assert d.feed(codec.SYNC + bytes([1, 1, 0, 0, 0, 50]) + b"abc") == []
+    assert d.feed(codec.SYNC + bytes([2, 1, 0, 0, 0, 50]) + b"abc") == []
     assert d.pending
     assert d.flush() == [] and d.pending == 0
     assert d.dropped[codec.R_TRUNCATED] >= 1
@@ -84,6 +96,10 @@ def test_encode_refuses_bad_frames():
         encode(Frame(FrameType.DATA, 70000, b""))
     with pytest.raises(codec.CodecError):
         encode(Frame(FrameType.DATA, 1, b"a" * (codec.MAX_PAYLOAD + 1)))
+    with pytest.raises(codec.CodecError):
+        encode(Frame(FrameType.DATA, 1, b"", tag=b"short"))
+    with pytest.raises(codec.CodecError):
+        encode(Frame(FrameType.DATA, 1, b"", counter=2**64))
 
 
 frames_st = st.lists(

@@ -11,8 +11,10 @@ from typing import Any
 
 from mynad.hostlink import codec, messages
 from mynad.hostlink.codec import Decoder, Frame, FrameType
-from mynad.hostlink.link import LinkEngine
+from mynad.hostlink.counters import MemoryCounterStore
+from mynad.hostlink.engine import LinkEngine
 from mynad.hostlink.outbox import MemoryOutbox
+from tests.hostlink.peer import KEY, Peer
 
 
 class LineDown(Exception):
@@ -67,13 +69,17 @@ class MemoryPort:
                 return f
 
 
+HOST = Peer("host")
+
+
 def data_frame(msg: dict[str, Any], seq: int = 7) -> bytes:
-    return codec.encode(Frame(FrameType.DATA, seq, codec.dumps(msg)))
+    return HOST.data(msg, seq)
 
 
 def make_engine(port: MemoryPort, deliver) -> tuple[LinkEngine, MemoryOutbox]:
     store = MemoryOutbox()
-    engine = LinkEngine(port, store, hello=lambda reply: {"type": "hello", "reply": reply},
+    engine = LinkEngine(port, store, key=KEY, role="reader", counters=MemoryCounterStore(),
+                        hello=lambda reply: {"type": "hello", "reply": reply},
                         accept=lambda m: messages.validate(m, messages.HOST_TO_READER), deliver=deliver,
                         store_in_thread=False, reconnect_min=0.01, reconnect_max=0.02, keepalive_s=60)
     return engine, store
@@ -184,7 +190,7 @@ def test_hostile_frames_are_refused_within_the_frame_limit_and_the_link_stays_up
         try:
             for raw in (deep_payload(), codec.dumps(huge_type), codec.dumps(huge_id)):
                 assert len(raw) <= codec.MAX_PAYLOAD
-                port.incoming.put_nowait(codec.encode(Frame(FrameType.DATA, 1, raw)))
+                port.incoming.put_nowait(HOST.data_raw(raw))
             port.incoming.put_nowait(data_frame(good))
             answers = [await port.next_answer() for _ in range(4)]
             return answers, port.opens

@@ -17,6 +17,7 @@ from mynad.config import HostSection, ReaderSection
 from mynad.hostlink.factory import make_host_link
 from mynad.hostlink.link import HostLink
 from mynasim.host import VirtualHost, pty_pair
+from tests.hostlink.peer import KEY, key_file
 
 FAST = {"ack_timeout": 0.2, "max_backoff": 0.5, "keepalive_s": 1.0, "reconnect_min": 0.05, "reconnect_max": 0.3}
 
@@ -70,7 +71,8 @@ def pair(tmp_path):
 def make_host(pki, path: str, tmp_path: Path, events: list | None = None) -> VirtualHost:
     return VirtualHost(path, lookup_patient=patients(pki), ca_certificate=pki.ca,
                        on_event=(lambda k, m: events.append((k, m))) if events is not None else None,
-                       state_dir=tmp_path / "host-state", ack_timeout=0.2, max_backoff=0.5, keepalive_s=1.0).start()
+                       state_dir=tmp_path / "host-state", key=KEY, ack_timeout=0.2, max_backoff=0.5,
+                       keepalive_s=1.0).start()
 
 
 async def pin_visit(reader: Reader, pki, visit_id: str, key=None, cert=None) -> dict:
@@ -89,7 +91,7 @@ def test_pin_visit_challenge_signature_qualification_and_consent_carry_over(pki,
     host = make_host(pki, h, tmp_path, events)
 
     async def main():
-        reader = Reader(HostLink(SerialPort(r), tmp_path / "state", print, reader_id="r1", **FAST))
+        reader = Reader(HostLink(SerialPort(r), tmp_path / "state", print, key=KEY, reader_id="r1", **FAST))
         await reader.link.start()
         try:
             q = await pin_visit(reader, pki, "v1")
@@ -133,7 +135,7 @@ def test_unknown_patient_is_refused(pki, pair, tmp_path):
     _, cert = pki.issue(42, 365)
 
     async def main():
-        reader = Reader(HostLink(SerialPort(r), tmp_path / "state", print, **FAST))
+        reader = Reader(HostLink(SerialPort(r), tmp_path / "state", print, key=KEY, **FAST))
         await reader.link.start()
         try:
             await reader.link.send(started(pki, "v9", cert))
@@ -156,7 +158,7 @@ def test_deaf_host_then_back_every_result_once_in_order(pki, pair, tmp_path):
     host = make_host(pki, h, tmp_path)
 
     async def main():
-        reader = Reader(HostLink(SerialPort(r), tmp_path / "state", print, **FAST))
+        reader = Reader(HostLink(SerialPort(r), tmp_path / "state", print, key=KEY, **FAST))
         await reader.link.start()
         try:
             await reader.link.send(started(pki, "v1"))
@@ -187,7 +189,7 @@ def test_corrupt_frames_are_resynced(pki, pair, tmp_path):
     host = make_host(pki, h, tmp_path)
 
     async def main():
-        reader = Reader(HostLink(SerialPort(r), tmp_path / "state", print, **FAST))
+        reader = Reader(HostLink(SerialPort(r), tmp_path / "state", print, key=KEY, **FAST))
         await reader.link.start()
         try:
             host.corrupt_next(4)  # ACKs and the challenge get mangled on the way
@@ -215,7 +217,7 @@ def test_outbox_survives_reader_restart_with_host_away(pki, pair, tmp_path):
     r, h, _ = pair
 
     async def first():
-        link = HostLink(SerialPort(r), tmp_path / "state", print, **FAST)
+        link = HostLink(SerialPort(r), tmp_path / "state", print, key=KEY, **FAST)
         await link.start()
         ids = [await link.send(result("v1", n)) for n in range(3)]
         await asyncio.sleep(0.3)
@@ -227,7 +229,7 @@ def test_outbox_survives_reader_restart_with_host_away(pki, pair, tmp_path):
     host = make_host(pki, h, tmp_path)
 
     async def second():
-        link = HostLink(SerialPort(r), tmp_path / "state", print, **FAST)
+        link = HostLink(SerialPort(r), tmp_path / "state", print, key=KEY, **FAST)
         await link.start()
         try:
             deadline = time.monotonic() + 5
@@ -250,7 +252,7 @@ def test_serial_device_vanishes_and_comes_back(pki, tmp_path):
 
     async def main():
         nonlocal r, h, close, host
-        link = HostLink(SerialPort(r), tmp_path / "state", print, **FAST)
+        link = HostLink(SerialPort(r), tmp_path / "state", print, key=KEY, **FAST)
         await link.start()
         try:
             await asyncio.sleep(0.3)
@@ -286,7 +288,7 @@ def test_host_messages_are_validated_and_deduplicated(pki, pair, tmp_path):
     got: list = []
 
     async def main():
-        link = HostLink(SerialPort(r), tmp_path / "state", got.append, **FAST)
+        link = HostLink(SerialPort(r), tmp_path / "state", got.append, key=KEY, **FAST)
         await link.start()
         try:
             await asyncio.sleep(0.3)
@@ -313,7 +315,8 @@ def test_host_messages_are_validated_and_deduplicated(pki, pair, tmp_path):
 
 
 def test_factory_and_status_shape(tmp_path):
-    link = make_host_link(HostSection(transport="serial", serial_path=str(tmp_path / "nope")),
+    link = make_host_link(HostSection(transport="serial", serial_path=str(tmp_path / "nope"),
+                                      key_file=key_file(tmp_path)),
                           ReaderSection(id="r9", state_dir=tmp_path / "s"), print, **FAST)
 
     async def main():
@@ -336,7 +339,8 @@ def test_same_over_mqtt(pki, mosquitto, tmp_path):
     host = make_host(pki, f"mqtt://{host_}:{port}/mq-reader", tmp_path)
 
     async def main():
-        link = make_host_link(HostSection(transport="mqtt", mqtt_host=host_, mqtt_port=port), reader_cfg,
+        link = make_host_link(HostSection(transport="mqtt", mqtt_host=host_, mqtt_port=port,
+                                          key_file=key_file(tmp_path, KEY)), reader_cfg,
                               print, **FAST)
         reader = Reader(link)
         await link.start()

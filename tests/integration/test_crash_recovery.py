@@ -96,8 +96,8 @@ def test_a_visit_ended_by_removing_the_card_leaves_no_record(rig: SimRig):
     rig.wait_screen("idle", after=m)
 
 
-def test_a_completed_visit_leaves_no_record(rig: SimRig):
-    mark, visit_id = start_visit(rig)
+def pin_visit_to_done(rig: SimRig, mark: int) -> None:
+    """From the method choice to the done screen, accepting every consent."""
     e = rig.wait_screen("method_choice", timeout=20, after=mark)
     rig.press(list(e.data["params"]["choices"]).index("pin") + 1)
     rig.wait_screen("pin_entry", after=mark)
@@ -112,9 +112,34 @@ def test_a_completed_visit_leaves_no_record(rig: SimRig):
                                   timeout=10, after=m, what="next consent or done")
         if e.data["screen"] == "done":
             break
+
+
+def test_a_completed_visit_leaves_no_record(rig: SimRig):
+    mark, visit_id = start_visit(rig)
+    pin_visit_to_done(rig, mark)
     rig.wait_host("visit.result", after=mark, visit_id=visit_id)
     assert not record_path(rig).exists()
     m = rig.mark()
     rig.remove_card()
     rig.wait_screen("idle", after=m)
     assert host_got(rig, mark, "visit.aborted", visit_id) == []
+
+
+def test_killed_the_moment_done_is_shown_the_result_still_reaches_the_host_once(rig: SimRig):
+    """Issue #10: the done screen came before the result was on disk; kill -9 at that moment
+    lost results the patient had been told were done (2 of 10). The done screen now waits for
+    the result to be committed to the outbox."""
+    for _ in range(3):
+        mark, visit_id = start_visit(rig)
+        pin_visit_to_done(rig, mark)  # returns the moment the done screen is drawn
+        rig.stop_daemon(signal.SIGKILL)
+        rig.remove_card()
+        rig.start_daemon()
+        rig.wait_host("visit.result", after=mark, timeout=30, visit_id=visit_id)
+        m = rig.mark()
+        _, next_id = start_visit(rig)  # the link keeps order: anything owed arrived before this
+        assert len(host_got(rig, mark, "visit.result", visit_id)) == 1
+        assert host_got(rig, mark, "visit.aborted", visit_id) == []
+        rig.remove_card()
+        rig.wait_host("visit.aborted", after=m, visit_id=next_id)
+        rig.wait_screen("idle", after=m)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from mynasim.rig import SimRig
+from mynasim.rig import STAFF_PASSWORD, SimRig
 
 pytestmark = pytest.mark.pcscd
 
@@ -123,6 +123,10 @@ def test_visual_check_from_the_host_returns_to_auto(rig: SimRig):
     rig.host.send_staff_visual_check()
     rig.wait_screen("idle", after=mark, mode="visual")
     rig.place_card("nopin")
+    # a host message alone never lets a patient through: the staff password is asked at the reader
+    rig.wait_screen("visual_check", after=mark, timeout=20, stage="password")
+    rig.wait_screen("visual_check", after=mark, timeout=20, stage="password", length=6)  # pad drawn
+    rig.type_digits(STAFF_PASSWORD)
     rig.wait_screen("visual_check", after=mark, timeout=20, stage="confirm")
     rig.press(12)
     answer_consents(rig, mark)
@@ -146,16 +150,19 @@ def test_staff_password_on_the_reader_wrong_then_right(rig: SimRig):
     e = rig.wait_screen("method_choice", after=mark, timeout=20)
     choose(rig, e, "staff")
     rig.wait_screen("visual_check", after=mark, stage="password", entered=0)
+    rig.wait_screen("visual_check", after=mark, stage="password", entered=0, length=6)  # pad drawn
+    m = rig.mark()
     rig.type_digits("999999")
-    again = rig.wait_screen("visual_check", after=rig.mark() - 1, timeout=10, stage="password", entered=0)
-    rig.type_digits("246810")  # mynasim/mynad-sim.toml's staff password
+    # the check (scrypt, on a worker thread) refuses it and a fresh pad is drawn
+    again = rig.wait_screen("visual_check", after=m, timeout=10, stage="password", entered=0, length=6)
+    rig.type_digits(STAFF_PASSWORD)
     rig.wait_screen("visual_check", after=mark, timeout=10, stage="confirm")
     rig.press(12)
     answer_consents(rig, mark)
     result = rig.wait_host("visit.result", after=mark).data
     assert result["method"] == "visual"
-    assert "246810" not in repr([x.data for x in rig.timeline.entries("host")])
-    assert all("246810" not in line for line in rig.log_lines)
+    assert STAFF_PASSWORD not in repr([x.data for x in rig.timeline.entries("host")])
+    assert all(STAFF_PASSWORD not in line for line in rig.log_lines)
     assert again is not None
     finish(rig, mark)
     rig.wait_screen("idle", after=mark, mode="auto")

@@ -76,7 +76,8 @@ def test_unit_has_the_contract_settings():
     assert s["Restart"] == ["on-failure"]
     assert s["ExecStart"] == ["/opt/myna-reader/venv/bin/mynad --config /etc/myna-reader/mynad.toml"]
     assert s["User"] == ["myna"] and s["Group"] == ["myna"]
-    assert s["SupplementaryGroups"] == ["gpio spi video dialout"]
+    assert s["SupplementaryGroups"] == ["gpio spi video dialout myna-tech"]
+    assert s["LimitCORE"] == ["0"]  # no core dump of a process that held a PIN
     assert s["StateDirectory"] == ["myna-reader"]
     assert s["RuntimeDirectory"] == ["myna-reader"]
     assert "pcscd.socket" in s["Wants"][0]

@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -67,37 +63,20 @@ def make_card(pki, state, assets_dir, profiles):
 
 @pytest.fixture(scope="session")
 def pcscd():
-    """The real pcscd with the vpcd reader; started here only if it does not run already."""
-    if any(r == READER for r in _readers()):
-        yield None
-        return
-    exe = shutil.which("pcscd") or "/usr/sbin/pcscd"
-    if not os.path.exists(exe):
-        pytest.skip("pcscd is not installed")
-    if PCSCD_SOCKET.exists():
-        try:
-            PCSCD_SOCKET.unlink()  # stale socket of a killed pcscd
-        except OSError:
-            pass
-    proc = subprocess.Popen([exe, "--foreground"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while READER not in _readers():
-            if proc.poll() is not None:
-                pytest.fail(f"pcscd exited at start with code {proc.returncode}")
-            if time.monotonic() > deadline:
-                pytest.fail("pcscd did not list the vpcd readers within 10 s")
-            time.sleep(0.05)
-        yield proc
-    finally:
-        import gc
+    """The real pcscd with the vpcd reader (started here only if it does not run already),
+    holding the machine's test bench (mynasim.benchlock) for the session."""
+    import gc
 
+    from mynasim.services import Pcscd, ServiceError
+
+    service = Pcscd()
+    try:
+        service.ensure()
+    except ServiceError as e:
+        service.stop()
+        pytest.fail(str(e))
+    try:
+        yield service.proc
+    finally:
         gc.collect()  # release pyscard contexts while pcscd still answers
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        service.stop()

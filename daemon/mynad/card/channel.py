@@ -83,7 +83,10 @@ class CardChannel:
 
     def transmit(self, apdu: bytes | bytearray, timeout: float | None = None) -> tuple[bytes, int]:
         data, sw = self._exchange(apdu, timeout)
-        if (sw >> 8) == 0x6C:  # wrong Le: resend once with the length the card asked for
+        # wrong Le: resend once with the length the card asked for; never a VERIFY that carries
+        # a PIN or 照合番号B (a card answering 6Cxx to it would be sent the secret twice, and a
+        # second VERIFY is a second try the patient did not decide on)
+        if (sw >> 8) == 0x6C and not (len(apdu) > 4 and apdu[1] == 0x20):
             fixed = bytearray(A.with_le(apdu, sw & 0xFF))
             try:
                 data, sw = self._exchange(fixed, timeout)

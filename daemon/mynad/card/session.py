@@ -177,9 +177,10 @@ class MynaCard:
             cert = x509.load_der_x509_certificate(der)
             nb, na = cert.not_valid_before_utc, cert.not_valid_after_utc
             subject = cert.subject.rfc4514_string()
-        except ValueError as e:
+            # 9999-12-31T23:59:59Z (RFC 5280's "no expiry") has no JST equivalent: OverflowError
+            self._cert = AuthCertificate(der, cert.serial_number, subject, nb.astimezone(JST), na.astimezone(JST))
+        except (ValueError, OverflowError) as e:
             raise CertificateInvalid(f"the authentication certificate is not valid DER X.509 ({e})") from None
-        self._cert = AuthCertificate(der, cert.serial_number, subject, nb.astimezone(JST), na.astimezone(JST))
         return self._cert
 
     def pin_status(self) -> PinStatus:

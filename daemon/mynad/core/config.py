@@ -25,6 +25,8 @@ class FlowConfig:
     card_left_repeat_s: float = 20.0
     # Seconds the completion message stays before the take-your-card screen.
     done_s: float = 4.0
+    # Storing a result normally takes milliseconds; if it takes longer than this, say so.
+    saving_notice_s: float = 1.0
     # Seconds an error or cancel message stays before the take-your-card screen.
     notice_s: float = 5.0
     # PIN policy

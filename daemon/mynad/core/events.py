@@ -76,6 +76,17 @@ class PinChecked(Event):
 @dataclass(frozen=True)
 class StaffPasswordChecked(Event):
     ok: bool
+    # why not ok: "wrong" | "locked" (device-wide lockout after repeated wrong passwords)
+    # | "not_set" (no staff password on this reader: 目視確認 cannot be used)
+    reason: str = "wrong"
+
+
+@dataclass(frozen=True)
+class StaffPasswordState(Event):
+    """Whether a staff password is set on this reader; without one, 目視確認 is refused
+    (a host-armed 目視確認 must never let a patient through without the staff at the reader)."""
+
+    available: bool
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,32 @@ class HostQualification(Event):
     registered: bool = True
     previous_consents: Mapping[str, bool] | None = None
     error_code: str | None = None
+
+
+@dataclass(frozen=True)
+class ChallengeConflict(Event):
+    """The host sent a second, different nonce for the visit waiting for one: someone else may
+    be on the host link, so the visit is aborted rather than signing either nonce's answer."""
+
+    visit_id: str
+
+
+@dataclass(frozen=True)
+class ResultStored(Event):
+    """The visit's result is in the durable outbox (committed with fsync): only now may the
+    patient be told 「確認が完了しました」. A crash after this point cannot lose the result."""
+
+    visit_id: str
+
+
+@dataclass(frozen=True)
+class StorageChanged(Event):
+    """The state directory can (ok=True) or cannot (ok=False: disk full, I/O error) store
+    messages for the host. While it cannot, no new visit starts; owed messages wait in memory
+    and are written as soon as space returns."""
+
+    ok: bool
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -193,6 +230,8 @@ class Authenticate(Action):
 class SendHost(Action):
     type: str
     fields: Mapping[str, Any] = field(default_factory=dict)
+    # the shell answers ResultStored(visit_id) once the message is durable in the outbox
+    confirm: bool = False
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from mynad.core.events import (
     CardInserted,
     CardRead,
     CardRemoved,
+    ChallengeConflict,
     CheckStaffPassword,
     ClearPin,
     EndVisit,
@@ -43,13 +44,16 @@ from mynad.core.events import (
     PinDigit,
     PinLayoutReady,
     ReadCard,
+    ResultStored,
     SendHost,
     Show,
     StaffPasswordChecked,
+    StaffPasswordState,
     StartFace,
     StartPinEntry,
     StartTimer,
     StopFace,
+    StorageChanged,
     TimerFired,
     VerifyPin,
 )
@@ -74,6 +78,9 @@ CODE_CANCELLED = "030"
 CODE_TIMEOUT = "031"
 CODE_CARD_REMOVED = "032"
 CODE_STAFF_REJECTED = "033"
+CODE_CHALLENGE_CONFLICT = "035"
+CODE_STAFF_UNAVAILABLE = "036"
+CODE_STORAGE = "040"
 
 # Consent item -> OQS result-file flag names (domain-research.md A.2.7).
 CONSENT_FLAGS: dict[str, tuple[str, ...]] = {
@@ -87,7 +94,7 @@ CONSENT_FLAGS: dict[str, tuple[str, ...]] = {
 # States in which the patient (or staff) is expected to act; each has a timeout.
 _INTERACTIVE = {
     "cert_notice", "method", "face", "face_failed", "pin_entry", "pin_last_try", "pin_locked",
-    "staff_password", "staff_confirm", "registration_offer", "registration_done", "carryover", "consent",
+    "staff_password", "staff_confirm", "staff_refused", "registration_offer", "registration_done", "carryover", "consent",
 }
 
 
@@ -132,6 +139,8 @@ class ReceptionFlow:
         self._wrong_pins: deque[float] = deque()
         self._throttled_until = 0.0
         self._out: list[Action] = []
+        self.storage_ok = True  # False: results cannot be stored (disk full), no new visit starts
+        self.staff_available = True  # a staff password is set: 目視確認 can be used
 
     # ------------------------------------------------------------ public
 
@@ -165,6 +174,7 @@ class ReceptionFlow:
             "visit_id": v.visit_id if v else None,
             "method": v.method if v else None,
             "pin_entered": v.entered if v else 0,
+            "storage_ok": self.storage_ok,
         }
 
     def handle(self, event: Event, now: float) -> list[Action]:
@@ -176,6 +186,15 @@ class ReceptionFlow:
             del self._tokens[event.name]
         if isinstance(event, CardRemoved):
             self._card_removed()
+        elif isinstance(event, StorageChanged):
+            self._storage_changed(event)
+        elif isinstance(event, StaffPasswordState):
+            self.staff_available = event.available
+        elif isinstance(event, ChallengeConflict):
+            v = self.visit
+            if v is not None and event.visit_id == v.visit_id and self.state == "authenticating":
+                self._cancel_timer("host")
+                self._fail("host_error", "challenge_conflict", CODE_CHALLENGE_CONFLICT, code=CODE_CHALLENGE_CONFLICT)
         elif isinstance(event, HostVisualCheck):
             self._host_visual_check()
         elif isinstance(event, TimerFired) and event.name == "visual_mode":
@@ -222,8 +241,8 @@ class ReceptionFlow:
         else:
             self._cancel_timer("screen")
 
-    def _send(self, type_: str, **fields: object) -> None:
-        self._emit(SendHost(type_, fields))
+    def _send(self, type_: str, confirm: bool = False, **fields: object) -> None:
+        self._emit(SendHost(type_, fields, confirm))
 
     def _abort(self, reason: str, code: str) -> None:
         v = self.visit
@@ -261,21 +280,27 @@ class ReceptionFlow:
             # 目視確認 returns to automatic mode by itself after the visit
             # (forgetting to switch back is a known field complaint).
             self._disarm_visual("visit_over")
-        self._show("idle", mode="visual" if self.visual_armed else "auto")
+        self._idle_screen()
 
     def _host_visual_check(self) -> None:
+        """The host asks for 目視確認. It only ever leads to the staff password at the reader:
+        a message on the host link alone never lets a patient through."""
+        if not self.staff_available:
+            self._send("reader.event", kind="visual_check_refused", code=CODE_STAFF_UNAVAILABLE,
+                       message="目視確認 refused: no staff password is set on this reader")
+            return
         if self.state in ("method", "face_failed", "pin_locked") and self.visit is not None:
             self._leave_pin()
             self.visit.staff_from_host = True
             self._send("reader.event", kind="mode_changed", mode="visual", code="", message="目視確認 started by staff")
-            self._staff_confirm()
+            self._start_staff()
             return
         if not self.visual_armed:
             self.visual_armed = True
             self._send("reader.event", kind="mode_changed", mode="visual", code="", message="目視確認 armed by staff")
         self._timer("visual_mode", self.cfg.visual_mode_timeout_s)
         if self.state == "idle":
-            self._show("idle", mode="visual")
+            self._idle_screen()
 
     def _disarm_visual(self, why: str) -> None:
         self._cancel_timer("visual_mode")
@@ -283,7 +308,7 @@ class ReceptionFlow:
             self.visual_armed = False
             self._send("reader.event", kind="mode_changed", mode="auto", code="", message=f"automatic mode ({why})")
         if self.state == "idle":
-            self._show("idle", mode="auto")
+            self._idle_screen()
 
     def _cancel(self, reason: str) -> None:
         """End the visit early; the card stays until the patient takes it."""
@@ -306,8 +331,27 @@ class ReceptionFlow:
 
     # ------------------------------------------------------------ idle / reading
 
+    def _idle_screen(self) -> None:
+        if not self.storage_ok:
+            self._show("fault", code=CODE_STORAGE, reason="storage_full")
+        else:
+            self._show("idle", mode="visual" if self.visual_armed else "auto")
+
+    def _storage_changed(self, event: StorageChanged) -> None:
+        """A visit in progress goes on (its messages wait in memory); only new visits are refused."""
+        if event.ok == self.storage_ok:
+            return
+        self.storage_ok = event.ok
+        if self.state == "idle":
+            self._idle_screen()
+        elif self.state == "saving":
+            self._show("saving", code=None if event.ok else CODE_STORAGE)
+
     def _on_idle(self, event: Event) -> None:
-        if isinstance(event, CardInserted):
+        if isinstance(event, CardInserted) and not self.storage_ok:
+            self._show("fault", code=CODE_STORAGE, reason="storage_full")  # no visit: nothing can be stored
+            self._emit(Indicate(buzzer="error"))
+        elif isinstance(event, CardInserted):
             self.visit = Visit(event.visit_id)
             if self.visual_armed:
                 self.visit.staff_from_host = True
@@ -361,14 +405,15 @@ class ReceptionFlow:
             choices.append("pin")
             if self.cfg.offer_proxy:
                 choices.append("proxy")
-        choices.append("staff")
+        if self.staff_available:
+            choices.append("staff")
         return choices
 
     def _to_method(self) -> None:
         v = self.visit
         assert v is not None
         if v.staff_from_host:
-            self._staff_confirm()
+            self._start_staff()
             return
         v.choices = tuple(self._choices())
         if v.face_note:
@@ -641,6 +686,7 @@ class ReceptionFlow:
             self._show("visual_check", stage="password", entered=0, layout=v.layout, length=n)
         elif isinstance(event, KeyPressed) and event.pos == NEG:
             self._leave_pin()
+            v.staff_from_host = False
             self._to_method()
 
     def _on_staff_checking(self, event: Event) -> None:
@@ -652,6 +698,17 @@ class ReceptionFlow:
         if event.ok:
             self._staff_confirm()
             return
+        if event.reason in ("locked", "not_set"):
+            # no try counted against this visit: the device-wide lockout (or a missing
+            # password) is the staff's matter; the patient goes back to the other methods
+            self.staff_available = event.reason != "not_set"
+            v.staff_from_host = False
+            self._send("reader.event", kind="visual_check_refused", code=CODE_STAFF_UNAVAILABLE,
+                       message=f"目視確認 refused: staff password {event.reason.replace('_', ' ')}",
+                       visit_id=v.visit_id)
+            self._show("visual_check", stage=event.reason)
+            self._enter("staff_refused")
+            return
         v.staff_wrong += 1
         if v.staff_wrong >= 3:
             self._send("reader.event", kind="staff_password_failed", code=CODE_STAFF_REJECTED,
@@ -659,6 +716,10 @@ class ReceptionFlow:
             self._cancel("user")
         else:
             self._start_staff()
+
+    def _on_staff_refused(self, event: Event) -> None:
+        if isinstance(event, KeyPressed) and event.pos in (NEG, POS):
+            self._to_method()
 
     def _staff_confirm(self) -> None:
         self._show("visual_check", stage="confirm", entered=0)
@@ -789,6 +850,7 @@ class ReceptionFlow:
         v.finished = True
         self._send(
             "visit.result",
+            confirm=True,
             visit_id=v.visit_id,
             ProcessingResultStatus=1,
             method=v.method,
@@ -797,10 +859,22 @@ class ReceptionFlow:
             qualification_only=v.qualification_only,
             consents=flags,
         )
-        self._show("done", name=v.qualification.name, qualification_only=v.qualification_only)
-        self._emit(Indicate(buzzer="ok"))
-        self._enter("done")
-        self._timer("done", self.cfg.done_s)
+        # 「確認が完了しました」 only once the result is durable (ResultStored): the last
+        # screen stays meanwhile (normally a few milliseconds), then a saving notice.
+        self._enter("saving")
+        self._timer("saving", self.cfg.saving_notice_s)
+
+    def _on_saving(self, event: Event) -> None:
+        v = self.visit
+        assert v is not None and v.qualification is not None
+        if isinstance(event, ResultStored) and event.visit_id == v.visit_id:
+            self._cancel_timer("saving")
+            self._show("done", name=v.qualification.name, qualification_only=v.qualification_only)
+            self._emit(Indicate(buzzer="ok"))
+            self._enter("done")
+            self._timer("done", self.cfg.done_s)
+        elif isinstance(event, TimerFired) and event.name == "saving":
+            self._show("saving", code=None if self.storage_ok else CODE_STORAGE)
 
     def _on_done(self, event: Event) -> None:
         if isinstance(event, TimerFired) and event.name == "done":

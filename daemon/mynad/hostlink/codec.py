@@ -1,18 +1,26 @@
 """Host-link frame codec: pure bytes in, frames out. No I/O, no clock, no randomness.
 
-Wire format (all integers big-endian)::
+Wire format, frame version 2 (all integers big-endian)::
 
-    +------+------+-----+------+-------+--------+-------------------+-------+
-    | 0xFE | 0xFF | ver | type | seq   | length | payload           | crc16 |
-    |  1   |  1   |  1  |  1   | 2     | 2      | length bytes      | 2     |
-    +------+------+-----+------+-------+--------+-------------------+-------+
+    +------+------+-----+------+-----+--------+--------------+---------+------+-------+
+    | 0xFE | 0xFF | ver | type | seq | length | payload      | counter | tag  | crc16 |
+    |  1   |  1   |  1  |  1   |  2  |   2    | length bytes |    8    |  16  |   2   |
+    +------+------+-----+------+-----+--------+--------------+---------+------+-------+
+                                                              └─ auth trailer ─┘
 
+* ``counter`` and ``tag`` are the authentication trailer (``mynad.hostlink.auth``): the
+  sender's frame counter and a truncated HMAC-SHA256 over ver, type, seq, length, counter
+  and payload. The codec only carries them; ``auth`` makes and checks them.
 * ``crc16`` is CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final
-  XOR; check value 0x29B1 for b"123456789") over ``ver`` .. end of ``payload``.
+  XOR; check value 0x29B1 for b"123456789") over ``ver`` .. end of ``tag``. The CRC
+  catches line noise (cheap, before any HMAC is computed); the tag catches forgery.
 * ``payload`` is JSON encoded as **7-bit ASCII** (non-ASCII characters escaped as
   ``\\uXXXX``), which is valid UTF-8. Because of this, the sync bytes 0xFE 0xFF and any
   byte >= 0x80 can never occur inside a payload; the decoder uses that to reject a
-  false header at once instead of waiting for a long bogus length to arrive.
+  false header at once instead of waiting for a long bogus length to arrive. (The
+  trailer is binary, but it is fixed-size and covered by the CRC.)
+* Version 1 (no trailer, no authentication) is no longer spoken: such frames are dropped
+  and counted as ``R_UNAUTHENTICATED``.
 
 The decoder is in the style of Klipper's msgproto: it scans for SYNC, checks the header,
 waits for more bytes if the frame is incomplete, and on any inconsistency drops the
@@ -30,11 +38,17 @@ from dataclasses import dataclass
 from typing import Any
 
 SYNC = b"\xfe\xff"
-VERSION = 1
+VERSION = 2
+UNAUTHENTICATED_VERSION = 1  # the old frame format without an auth trailer: refused
 HEADER = struct.Struct(">2sBBHH")  # sync, version, type, seq, length
 HEADER_LEN = HEADER.size  # 8
+COUNTER = struct.Struct(">Q")
+COUNTER_LEN = COUNTER.size  # 8
+TAG_LEN = 16  # truncated HMAC-SHA256 (see auth.py for why 128 bits)
+AUTH_LEN = COUNTER_LEN + TAG_LEN  # 24
 CRC_LEN = 2
-OVERHEAD = HEADER_LEN + CRC_LEN
+OVERHEAD = HEADER_LEN + AUTH_LEN + CRC_LEN  # 34
+MAX_COUNTER = 2**64 - 1
 MAX_PAYLOAD = 65535  # the length field is 16 bits
 
 
@@ -65,12 +79,19 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
     return binascii.crc_hqx(data, crc)
 
 
+NO_TAG = bytes(TAG_LEN)
+
+
 @dataclass(frozen=True)
 class Frame:
+    """One frame. ``counter``/``tag`` are zero until ``auth.Sealer.seal`` fills them in."""
+
     type: FrameType
     seq: int
     payload: bytes = b""
     version: int = VERSION
+    counter: int = 0
+    tag: bytes = NO_TAG
 
     @classmethod
     def of(cls, type_: FrameType, seq: int, obj: Any) -> "Frame":
@@ -118,19 +139,24 @@ def encode(frame: Frame) -> bytes:
         raise CodecError(f"sequence number {frame.seq} does not fit in 16 bits")
     if not 0 <= frame.version <= 0xFF:
         raise CodecError(f"version {frame.version} does not fit in 8 bits")
+    if not 0 <= frame.counter <= MAX_COUNTER:
+        raise CodecError(f"counter {frame.counter} does not fit in 64 bits")
+    if len(frame.tag) != TAG_LEN:
+        raise CodecError(f"the authentication tag must be {TAG_LEN} bytes (got {len(frame.tag)})")
     n = len(frame.payload)
     if n > MAX_PAYLOAD:
         raise CodecError(f"payload of {n} bytes is longer than the {MAX_PAYLOAD}-byte limit")
     if not frame.payload.isascii():
         raise CodecError("payload must be 7-bit ASCII JSON (escape non-ASCII characters)")
     head = HEADER.pack(SYNC, frame.version, int(frame.type), frame.seq, n)
-    body = head[2:] + frame.payload
-    return head + frame.payload + crc16(body).to_bytes(2, "big")
+    body = head[2:] + frame.payload + COUNTER.pack(frame.counter) + frame.tag
+    return SYNC + body + crc16(body).to_bytes(2, "big")
 
 
 # Plain reasons for dropped bytes / frames (keys of Decoder.dropped).
 R_GARBAGE = "bytes outside any frame"
 R_VERSION = "frame of an unsupported protocol version"
+R_UNAUTHENTICATED = "unauthenticated frame (old format version 1)"
 R_TYPE = "frame of an unknown type"
 R_LENGTH = "frame longer than the limit"
 R_NOT_ASCII = "false frame start (non-ASCII byte where the payload should be)"
@@ -188,7 +214,7 @@ class Decoder:
                 return out
             _, ver, typ, seq, n = HEADER.unpack_from(buf, 0)
             if ver not in self.versions:
-                self._drop(1, R_VERSION)
+                self._drop(1, R_UNAUTHENTICATED if ver == UNAUTHENTICATED_VERSION else R_VERSION)
                 continue
             if typ not in _VALID_TYPES:
                 self._drop(1, R_TYPE)
@@ -204,7 +230,7 @@ class Decoder:
                     self._drop(1, R_NOT_ASCII)
                     continue
                 self._ascii_ok = stop - HEADER_LEN
-            end = HEADER_LEN + n + CRC_LEN
+            end = HEADER_LEN + n + AUTH_LEN + CRC_LEN
             if len(buf) < end:
                 return out
             got = int.from_bytes(buf[end - 2:end], "big")
@@ -212,7 +238,9 @@ class Decoder:
             if crc16(body) != got:
                 self._drop(1, R_CRC)
                 continue
-            out.append(Frame(FrameType(typ), seq, body[HEADER_LEN - 2:], ver))
+            p0 = HEADER_LEN - 2
+            (counter,) = COUNTER.unpack_from(body, p0 + n)
+            out.append(Frame(FrameType(typ), seq, body[p0:p0 + n], ver, counter, body[p0 + n + COUNTER_LEN:]))
             self.frames += 1
             del buf[:end]
             self._ascii_ok = 0

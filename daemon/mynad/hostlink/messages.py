@@ -174,7 +174,7 @@ def validate(msg: Any, allowed: frozenset[str] | None = None) -> str | None:
         return f"unknown message type {_short(mtype)}"
     v = msg.get("v")
     if v != MESSAGE_VERSION:
-        return f"{mtype}: message version {v!r} is not supported (this reader speaks version {MESSAGE_VERSION})"
+        return f"{mtype}: message version {_short(v)} is not supported (this reader speaks version {MESSAGE_VERSION})"
     if not _str(msg.get("id")):
         return f"{mtype}: the message has no id"
     if len(msg["id"]) > MAX_ID_LEN:

@@ -60,7 +60,8 @@ SCREENS: dict[str, dict[str, str]] = {
     "remove_card": {"reminder": "bool: True once the card has been left too long"},
     "host_wait": {},  # waiting for the clinic host (qualification answer)
     "host_error": {"code": "reader error code"},
-    "visual_check": {"stage": "'password' | 'confirm'", "entered": "digits typed for the staff password",
+    "saving": {"code": "None, or the reader error code while results cannot be stored (disk full)"},
+    "visual_check": {"stage": "'password' | 'confirm' | 'locked' (staff lockout) | 'not_set' (no staff password)", "entered": "digits typed for the staff password",
                      "layout": "the shuffled pad while the password is typed", "length": "password length"},
     "cancelled": {"reason": "'user' | 'timeout' | 'card_removed'"},
     "fault": {"code": "reader error code", "reason": "error key"},

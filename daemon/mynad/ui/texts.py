@@ -76,6 +76,7 @@ ERRORS: dict[str, str] = {
     "unexpected": "読み取りに失敗しました",
     "card_error": "カードの読み取りに失敗しました",
     "host_timeout": "資格確認端末と通信できませんでした",
+    "storage_full": "記録領域がいっぱいで受付できません",
 }
 ERROR_FALLBACK = "読み取りに失敗しました"
 
@@ -284,7 +285,18 @@ def content(screen: Screen) -> Content:
     if sid == "host_error":
         lines = ["資格情報を確認できませんでした", "受付窓口にお声がけください", code_line(p.get("code"))]
         return Content(tuple(x for x in lines if x))
+    if sid == "saving":
+        lines = ["受付結果を記録しています", "しばらくお待ちください"]
+        if p.get("code"):
+            lines = ["受付結果を記録できません", "受付窓口にお声がけください", code_line(p.get("code"))]
+        return Content(tuple(lines))
     if sid == "visual_check":
+        if p.get("stage") == "locked":
+            return Content(("職員用パスワードの入力を一時停止しています", "ほかの方法を選んでください"),
+                           pos="戻る", tag="目視確認（職員）")
+        if p.get("stage") == "not_set":
+            return Content(("職員用パスワードが未設定のため目視確認は使えません", "ほかの方法を選んでください"),
+                           pos="戻る", tag="目視確認（職員）")
         if p.get("stage") == "confirm":
             return Content(("目視確認：職員が本人を確認します", "カードの写真とご本人を確認してください"),
                            neg="確認できない", pos="確認した")

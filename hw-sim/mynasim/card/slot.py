@@ -60,6 +60,9 @@ def _garbage(n: int = 6) -> bytes:
     return bytes(b)
 
 
+VPCD_PORT = 35963  # vpcd's first reader, as configured for the system pcscd
+
+
 class VirtualCardSlot:
     def __init__(self, port: int = 35963, state_dir: Path | str = Path("card-state"),
                  assets_dir: Path | str = Path("assets"), on_apdu: OnApdu | None = None,
@@ -80,6 +83,11 @@ class VirtualCardSlot:
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
         self._closing = False
+        self._bench = port == VPCD_PORT  # the real pcscd's reader: one user per machine
+        if self._bench:
+            from mynasim import benchlock
+
+            benchlock.acquire()
 
     @property
     def inserted(self) -> bool:
@@ -134,6 +142,11 @@ class VirtualCardSlot:
 
     def close(self) -> None:
         self.remove()
+        if self._bench:
+            from mynasim import benchlock
+
+            self._bench = False
+            benchlock.release()
 
     def __enter__(self) -> "VirtualCardSlot":
         return self

@@ -1,8 +1,10 @@
 """The virtual clinic host PC (レセコン / 資格確認端末 side) for the simulator and tests.
 
-It runs the same link engine as the reader (``mynad.hostlink.link.LinkEngine``) on
-**its own asyncio loop in its own thread**; ``start()`` returns once the loop runs,
-``stop()`` joins it. Every public method is thread-safe.
+It runs the same link engine as the reader (``mynad.hostlink.engine.LinkEngine``), as
+the **host**, with the reader's host key (``key=`` or ``key_file=``), on **its own asyncio
+loop in its own thread**; ``start()`` returns once the loop runs, ``stop()`` joins it. Every
+public method is thread-safe. Its frame counters are kept in ``state_dir`` (like the reader's),
+so they survive a restart of the virtual host.
 
 Behaviour:
 * ACKs every valid reader message (NAKs invalid ones with a reason).
@@ -15,7 +17,9 @@ Behaviour:
 * ``visit.result`` -> stores the consents per certificate serial (``consents.json`` in
   ``state_dir``) and returns them as ``previous_consents`` on the next visit.
 
-Faults: ``go_deaf(seconds | None)``, ``drop_link(hold_s)``, ``corrupt_next(n)``.
+Faults (``mynasim.host.faulty_port.FaultyPort`` around its port, not in the engine):
+``go_deaf(seconds | None)``/``hear_again()``, ``drop_link(hold_s)``, ``corrupt_next(n)``;
+``tap`` sees every byte the host writes.
 """
 
 from __future__ import annotations
@@ -39,8 +43,11 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from mynad.core.cert_policy import grace_end
 from mynad.hostlink import messages
-from mynad.hostlink.link import LinkEngine
+from mynad.hostlink.counters import CounterStore, MemoryCounterStore
+from mynad.hostlink.engine import LinkEngine
+from mynad.hostlink.keyfile import load_key
 from mynad.hostlink.outbox import MemoryOutbox
+from mynasim.host.faulty_port import FaultyPort
 
 log = logging.getLogger("mynasim.host")
 
@@ -54,8 +61,15 @@ ERR_NO_VISIT = "025"  # authenticated/registration for a visit the host never sa
 class VirtualHost:
     def __init__(self, host_tty: str, *, lookup_patient: Callable[[int], dict[str, Any] | None],
                  ca_certificate: x509.Certificate, on_event: Callable[[str, dict[str, Any]], None] | None = None,
-                 state_dir: Path | None = None, **engine_options: Any) -> None:
-        """``host_tty``: a serial device path, or ``mqtt://HOST:PORT/READER_ID`` to play the host over MQTT."""
+                 state_dir: Path | None = None, key: bytes | None = None, key_file: str | Path | None = None,
+                 tap: Callable[[bytes], None] | None = None, **engine_options: Any) -> None:
+        """``host_tty``: a serial device path, or ``mqtt://HOST:PORT/READER_ID`` to play the host over MQTT.
+        ``key``/``key_file``: the reader's host key (the same as its ``[host] key_file``)."""
+        if key is None and key_file is None:
+            raise ValueError("the virtual host needs the reader's host key: pass key= or key_file=")
+        self._key: bytes | None = key if key is not None else load_key(key_file)  # type: ignore[arg-type]
+        self.tap = tap
+        self.port: FaultyPort | None = None
         self.host_tty = host_tty
         self.lookup_patient = lookup_patient
         self.ca_certificate = ca_certificate
@@ -137,15 +151,25 @@ class VirtualHost:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
-        self._engine = LinkEngine(self._make_port(), MemoryOutbox(), hello=self._hello, accept=self._accept,
-                                  deliver=self._deliver, name="virtual host", store_in_thread=False,
+        self.port = FaultyPort(self._make_port(), tap=self._tap)
+        counters: CounterStore | MemoryCounterStore = (CounterStore.in_state_dir(self.state_dir) if self.state_dir
+                                                        else MemoryCounterStore())
+        assert self._key is not None
+        self._engine = LinkEngine(self.port, MemoryOutbox(), key=self._key, role="host", counters=counters,
+                                  hello=self._hello, accept=self._accept, deliver=self._deliver,
+                                  name="virtual host", peer_name="the reader", store_in_thread=False,
                                   logger=log, **self.engine_options)
-        await self._engine.start()
-        self._ready.set()
         try:
+            await self._engine.start()
+            self._ready.set()
             await self._stop_event.wait()
         finally:
             await self._engine.stop()
+            counters.close()
+
+    def _tap(self, data: bytes) -> None:
+        if self.tap is not None:
+            self.tap(data)
 
     def stop(self) -> None:
         if self._thread is None:
@@ -196,10 +220,7 @@ class VirtualHost:
             self._held.append(msg)
             return
         assert self._engine is not None
-        self._engine.store.put(msg)
-        self._engine.pending_count += 1
-        if self._engine._wake is not None:
-            self._engine._wake.set()
+        self._engine.put_nowait(msg)
         with self._cond:
             self.sent.append(msg)
             self._cond.notify_all()
@@ -347,30 +368,29 @@ class VirtualHost:
 
     def go_deaf(self, seconds: float | None = None) -> None:
         """Ignore everything received (no ACK, no answer) for ``seconds`` (None: until hear_again())."""
-        def apply() -> None:
-            assert self._engine is not None and self._loop is not None
-            self._engine.deaf_until = float("inf") if seconds is None else self._loop.time() + seconds
-        self._call(apply)
+        self._call(lambda: self._port().deaf(seconds))
 
     def hear_again(self) -> None:
-        def apply() -> None:
-            assert self._engine is not None
-            self._engine.deaf_until = None
-        self._call(apply)
+        self._call(lambda: self._port().hear())
 
     def drop_link(self, hold_s: float = 1.0) -> None:
         """Close the host's end of the line now and reopen it after ``hold_s`` seconds."""
-        self._call(lambda: self._engine.drop_link(hold_s))  # type: ignore[union-attr]
+        self._call(lambda: self._port().drop(hold_s))
 
     def corrupt_next(self, n: int = 1) -> None:
         """Flip a byte in each of the next ``n`` frames the host writes."""
-        def apply() -> None:
-            assert self._engine is not None
-            self._engine.corrupt_next += n
-        self._call(apply)
+        self._call(lambda: self._port().corrupt_next(n))
+
+    def _port(self) -> FaultyPort:
+        if self.port is None:
+            raise RuntimeError("the virtual host is not running")
+        return self.port
 
     def status(self) -> dict[str, Any]:
-        return self._call(lambda: self._engine.status()) if self._loop else {}  # type: ignore[union-attr]
+        def get() -> dict[str, Any]:
+            assert self._engine is not None
+            return {**self._engine.status(), "faults": dict(self._port().faults)}
+        return self._call(get) if self._loop else {}
 
     def previous_consents(self, serial: int | str) -> dict[str, bool] | None:
         return self._consents.get(str(serial))
