@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import signal
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from mynad.card.errors import CardError
 from mynad.config import DaemonConfig
@@ -65,7 +65,7 @@ class App:
         self._reader: str | None = None
         self._tasks: set[asyncio.Task] = set()
         self._code_b: CodeB | None = None
-        self.devices = None
+        self.devices: Any = None  # myna_drivers.devices.Devices once started
 
     # ------------------------------------------------------------ lifecycle
 
@@ -147,9 +147,30 @@ class App:
         restarts the daemon instead of a reader that looks alive and owes the host results."""
         return self.card.alive() and self.host.alive()
 
+    def problems(self) -> list[str]:
+        """Why the reader is degraded, in plain words (empty: all is well). ``mynactl status``
+        exits non-zero when this is not empty, so a monitoring script or a technician sees it."""
+        out = []
+        if not self.card.alive():
+            out.append("the card reader monitor is not running")
+        host = self.host.status()
+        if not self.host.alive():
+            out.append("the host link task is not running")
+        elif not host.get("connected"):
+            out.append(f"the clinic host is not answering ({host.get('last_error') or 'no reply yet'})")
+        if host.get("storage", "ok") != "ok":
+            out.append(f"results cannot be stored: {host['storage']}")
+        if self.cfg.face.enabled and not self.face.enabled:
+            out.append("face authentication is configured but its models are not loaded")
+        return out
+
     def status(self) -> dict[str, Any]:
         """What mynactl status shows: snapshots only, never a secret."""
+        from mynad import __version__
+
         return {
+            "version": __version__,
+            "problems": self.problems(),
             "reader": self.cfg.reader.id,
             **self.flow.status(),
             "screen": self.screen.current.id if self.screen.current else None,
@@ -378,9 +399,19 @@ class App:
             return
         visit_id = str(fields.get("visit_id"))
         if a.confirm:  # the flow tells the patient 「完了」 only once the result is durable
-            stored.add_done_callback(lambda f: f.cancelled() or self.post(ev.ResultStored(visit_id)))
+            self._when_stored(stored, lambda: self.post(ev.ResultStored(visit_id)))
         if a.type in ("visit.result", "visit.aborted"):  # the open-visit note goes once the end is durable
-            stored.add_done_callback(lambda f: f.cancelled() or self._note_visit_closed(visit_id))
+            self._when_stored(stored, lambda: self._note_visit_closed(visit_id))
+
+    @staticmethod
+    def _when_stored(stored: asyncio.Future[str], then: Callable[[], None]) -> None:
+        """Run ``then`` on the loop once the message is durable in the outbox (never if the daemon
+        stops first: the open-visit note then stays and the next start closes the visit)."""
+        def done(f: asyncio.Future[str]) -> None:
+            if not f.cancelled() and f.exception() is None:
+                then()
+
+        stored.add_done_callback(done)
 
     def _queue_host(self, type_: str, **fields: Any) -> asyncio.Future[str] | None:
         try:
@@ -406,7 +437,8 @@ class App:
             stored = self._queue_host("visit.aborted", visit_id=left.visit_id, reason=ABORT_REASON,
                                       code=ABORT_CODE)
             if stored is not None:  # the note stays until the abort is durable: a second crash repeats it
-                stored.add_done_callback(lambda f, vid=left.visit_id: f.cancelled() or self._note_visit_closed(vid))
+                vid = left.visit_id
+                self._when_stored(stored, lambda: self._note_visit_closed(vid))
             return
         self._note_visit_closed(None)
 

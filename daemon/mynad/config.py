@@ -330,7 +330,7 @@ def _convert(section: str, key: str, f: dataclasses.Field, value: Any, base: Pat
 def _bounded(section: str, key: str, value: float) -> Any:
     """Refuse a number outside the key's range with one sentence naming the range."""
     lo, hi = _BOUNDS.get((section, key)) or (_TIMEOUT_BOUNDS if key.endswith("_s") else (None, None))
-    if lo is None:
+    if lo is None or hi is None:
         return value
     if not lo <= value <= hi:
         if (lo, hi) == _TIMEOUT_BOUNDS:

@@ -40,15 +40,29 @@ def _ask(path: Path, cmd: str) -> dict:
     return json.loads(data or b"{}")
 
 
+EXIT_OK, EXIT_DEGRADED, EXIT_UNREACHABLE = 0, 1, 2
+
+
 def cmd_status(args) -> int:
+    """Exit 0: all is well; 1: degraded (the problems are listed); 2: the daemon did not answer."""
     cfg = _config(args)
-    reply = _ask(control_path(cfg), "status")
+    try:
+        reply = _ask(control_path(cfg), "status")
+    except SystemExit as e:
+        print(e, file=sys.stderr)
+        return EXIT_UNREACHABLE
+    status = reply.get("status") or {}
+    problems = status.get("problems") or ([] if reply.get("ok") else [reply.get("error") or "no status"])
     if args.json:
         print(json.dumps(reply, ensure_ascii=False, indent=2))
     else:
-        for key, value in (reply.get("status") or {}).items():
-            print(f"{key:>16}: {value}")
-    return 0 if reply.get("ok") else 1
+        for key, value in status.items():
+            if key != "problems":
+                print(f"{key:>16}: {value}")
+        print(f"{'health':>16}: " + ("ok" if not problems else "DEGRADED"))
+        for p in problems:
+            print(f"{'':>16}  - {p}")
+    return EXIT_OK if not problems else EXIT_DEGRADED
 
 
 def cmd_visual_check(args) -> int:
@@ -65,12 +79,22 @@ def cmd_outbox(args) -> int:
         return 0
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
-        for t in tables:
-            n = con.execute(f"select count(*) from {t}").fetchone()[0]  # noqa: S608 (table names from sqlite_master)
-            print(f"{t}: {n} pending")
+        # only the outbox table is owed to the host; rejected messages are kept aside for
+        # inspection; the ids seen from the host are bookkeeping, not counted
+        pending = con.execute("select count(*), min(stored) from outbox").fetchone()
+        by_type = con.execute("select type, count(*) from outbox group by type order by type").fetchall()
+        rejected = con.execute("select count(*) from rejected").fetchone()[0]
+    except sqlite3.Error as e:
+        raise SystemExit(f"mynactl: cannot read the outbox {db}: {e}")
     finally:
         con.close()
+    counts = {"pending": pending[0], "pending_by_type": dict(by_type), "rejected": rejected,
+              "oldest_pending": pending[1]}
+    if getattr(args, "json", False):
+        print(json.dumps(counts, ensure_ascii=False))
+    else:
+        print(f"owed to the host: {pending[0]}" + "".join(f"\n  {t}: {n}" for t, n in by_type))
+        print(f"refused by the host (kept aside): {rejected}")
     return 0
 
 
@@ -175,13 +199,17 @@ def _config(args):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mynactl", description="operator and technician tool for mynad")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"the daemon's config (default {DEFAULT_CONFIG})")
+    from mynad import __version__
+
+    parser.add_argument("--version", action="version", version=f"mynactl {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("status", help="what the running reader is doing")
+    p = sub.add_parser("status", help="what the running reader is doing (exit 0 ok, 1 degraded, 2 no answer)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("visual-check", help="arm 目視確認 (staff visual check) for the next visit")
     p.set_defaults(func=cmd_visual_check)
     p = sub.add_parser("outbox", help="count the results still owed to the host")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_outbox)
     p = sub.add_parser("staff-password", help="set or clear the 目視確認 staff password (scrypt, in the state dir)")
     p.add_argument("action", choices=("set", "clear", "status"))

@@ -29,11 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"mynad: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=getattr(logging, cfg.reader.log_level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from mynad.logsetup import setup_logging
+
+    setup_logging(cfg.reader.log_level)  # severities reach journald as <N> prefixes
     if args.check_config:
         from myna_drivers.devices import sim_sections
 

@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from mynad.card.errors import CardError, CardRemoved as CardRemovedError, PinLocked, WrongPin
 from mynad.card.session import MynaCard
@@ -28,7 +28,7 @@ log = logging.getLogger("mynad.card")
 @dataclass
 class CardVisit:
     card: MynaCard
-    transport: object
+    transport: Any  # myna_drivers.pcsc transport: transmit(), close()
     cert_der: bytes
     cert_serial: int
     not_after: dt.datetime
@@ -44,7 +44,7 @@ class CardIO:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="card")
         self.visit: CardVisit | None = None
         self.reader: str | None = None
-        self._monitor = None
+        self._monitor: Any = None  # myna_drivers.pcsc.PcscMonitor once started
 
     # ------------------------------------------------------------ monitor
 

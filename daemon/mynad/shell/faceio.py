@@ -12,11 +12,15 @@ import asyncio
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from mynad.config import FaceSection
 from mynad.memory import release_free_memory
 from mynad.core.events import Event, FaceDone, FaceHint, FaceUnavailable
+
+if TYPE_CHECKING:
+    from myna_models.antispoof import AntiSpoof
+    from myna_models.engine import FaceEngine
 
 log = logging.getLogger("mynad.face")
 
@@ -30,9 +34,9 @@ class FaceIO:
         self._post = post
         self._loop = loop
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face")
-        self.engine = None
-        self.pad = None  # myna_models.antispoof.AntiSpoof when [face] pad is on
-        self._embedding_task: asyncio.Future | None = None
+        self.engine: FaceEngine | None = None
+        self.pad: AntiSpoof | None = None  # when [face] pad is on
+        self._embedding_task: asyncio.Future[Any] | None = None
         self._stop = threading.Event()
         self._session_future = None
 
@@ -63,8 +67,10 @@ class FaceIO:
 
     async def _prepare(self, read_photo: Callable[[], Awaitable[bytes]]):
         try:
+            engine = self.engine
+            assert engine is not None  # prepare() checked
             jp2 = await read_photo()
-            emb = await self._loop.run_in_executor(self._worker, self.engine.embed_card_photo, jp2)
+            emb = await self._loop.run_in_executor(self._worker, engine.embed_card_photo, jp2)
             del jp2
             release_free_memory()  # the still's canvas and the decoded photo are not needed again
             log.info("card photo embedded")
@@ -83,6 +89,7 @@ class FaceIO:
         asyncio.ensure_future(self._run(attempt))
 
     async def _run(self, attempt: int) -> None:
+        assert self._embedding_task is not None  # start() checked
         emb = await self._embedding_task
         if emb is None:
             return  # FaceUnavailable already posted

@@ -32,6 +32,7 @@ from typing import Any, Callable
 
 from mynad.config import HostSection, ReaderSection
 from mynad.core.events import ChallengeConflict, Event, HostQualification, HostVisualCheck, StorageChanged
+from mynad.hostlink.link import HostLink
 from mynad.hostlink.outbox import OutboxFull
 from mynad.shell.storage import SpaceReserve, is_storage_error
 
@@ -64,7 +65,7 @@ class HostIO:
         self._waiting: str | None = None  # the visit that may receive a challenge
         self.dropped: Counter[str] = Counter()
         self._sender: asyncio.Task | None = None
-        self.link = None
+        self.link: HostLink | None = None
 
     async def start(self) -> None:
         from mynad.hostlink.factory import make_host_link
@@ -139,6 +140,7 @@ class HostIO:
         return await asyncio.get_running_loop().run_in_executor(None, fn)
 
     async def _send_loop(self) -> None:
+        assert self.link is not None  # started before this task
         while True:
             msg, fut = await self._queue.get()
             self._current = msg
@@ -280,7 +282,7 @@ class HostIO:
             fut.cancel()
 
     def status(self) -> dict[str, Any]:
-        st = dict(self.link.status()) if self.link is not None and hasattr(self.link, "status") else {}
+        st: dict[str, Any] = dict(self.link.status()) if self.link is not None else {}
         st["backlog"] = self.backlog
         st["storage"] = "ok" if self.storage_error is None else self.storage_error
         if self.dropped:
