@@ -58,6 +58,11 @@ class DisplaySection:
     contrast: int = 255
     out_dir: Path = Path("screens")  # sim: where PNGs go
     page_s: float = 3.0  # seconds per page when a screen has several
+    # Large text (docs/languages.md): the default for every visit; a patient switches it for
+    # their visit with key 11 (language menu), then 12. Pages then wait for key 9, or turn
+    # every large_page_s seconds when that is more than 0.
+    large_text: bool = False
+    large_page_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,9 @@ class KeypadSection:
     cols: tuple[int, ...] = (12, 16, 20)
     scan_hz: int = 200
     debounce_ms: int = 20
+    # sleep until a key pulls a column low (GPIO edge interrupt); false: scan all the time
+    # (only for a GPIO driver without edge detection)
+    irq: bool = True
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,18 @@ class StaffSection:
 
 
 @dataclass(frozen=True)
+class VoiceSection:
+    """Spoken prompts and chimes on the speaker (docs/voice.md)."""
+
+    backend: str = "none"  # none (no speaker) | alsa (aplay on `device`) | sim (a WAV per prompt)
+    enabled: bool = True   # false: silent, as if backend = "none"
+    volume: int = 70       # 0..100, a decibel scale (0 = silent, 1 = -40 dB, 100 = full scale)
+    device: str = "default"  # ALSA PCM name for aplay -D (`aplay -L` lists them)
+    out_dir: Path | None = None    # sim: where WAVs go; unset = <display out_dir>/../voice
+    cache_dir: Path | None = None  # synthesized prompts; unset = <state_dir>/voice-cache
+
+
+@dataclass(frozen=True)
 class SimSection:
     bus: str = ""  # Unix socket of hw-sim's sim bus ("" = not simulated)
 
@@ -161,6 +181,7 @@ class DaemonConfig:
     face: FaceSection = field(default_factory=FaceSection)
     host: HostSection = field(default_factory=HostSection)
     staff: StaffSection = field(default_factory=StaffSection)
+    voice: VoiceSection = field(default_factory=VoiceSection)
     sim: SimSection = field(default_factory=SimSection)
 
 
@@ -168,14 +189,15 @@ _SECTIONS: dict[str, type] = {
     "reader": ReaderSection, "flow": FlowConfig, "card": CardSection, "display": DisplaySection,
     "keypad": KeypadSection, "indicators": IndicatorSection, "camera": CameraSection,
     "card_face": CardFaceSection,
-    "face": FaceSection, "host": HostSection, "staff": StaffSection, "sim": SimSection,
+    "face": FaceSection, "host": HostSection, "staff": StaffSection, "voice": VoiceSection,
+    "sim": SimSection,
 }
 _CHOICES = {
     ("display", "backend"): ("real", "sim"), ("keypad", "backend"): ("real", "sim"),
     ("indicators", "backend"): ("real", "sim"), ("camera", "backend"): ("real", "sim"),
     ("host", "transport"): ("serial", "mqtt"), ("card_face", "backend"): ("none", "real", "sim"),
     ("reader", "log_level"): ("debug", "info", "warning", "error"),
-    ("display", "rotate"): (0, 1, 2, 3),
+    ("display", "rotate"): (0, 1, 2, 3), ("voice", "backend"): ("none", "alsa", "sim"),
 }
 # Keys that used to exist and must not silently keep a secret in the config file.
 _REMOVED = {
@@ -196,6 +218,7 @@ _BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("display", "width"): (1, 4096), ("display", "height"): (1, 4096), ("display", "spi_port"): (0, 6),
     ("display", "spi_device"): (0, 3), ("display", "gpio_dc"): _GPIO, ("display", "gpio_rst"): _GPIO,
     ("display", "contrast"): (0, 255), ("display", "page_s"): (0.5, 60),
+    ("display", "large_page_s"): (0, 120),
     ("keypad", "rows"): _GPIO, ("keypad", "cols"): _GPIO, ("keypad", "scan_hz"): (10, 2000),
     ("keypad", "debounce_ms"): (1, 200),
     ("indicators", "buzzer_pin"): _GPIO, ("indicators", "led_pin"): _GPIO,
@@ -208,7 +231,7 @@ _BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("flow", "face_attempts"): (1, 10), ("flow", "throttle_max_wrong"): (1, 100),
     ("flow", "staff_password_length"): (4, 12), ("flow", "checkup_min_age"): (0, 120),
     ("flow", "throttle_window_s"): (1, 86400), ("flow", "throttle_block_s"): (1, 86400),
-    ("flow", "saving_notice_s"): (0.1, 60),
+    ("flow", "saving_notice_s"): (0.1, 60), ("voice", "volume"): (0, 100),
 }
 _TIMEOUT_BOUNDS = (0.001, 3600)
 # The rates a UART (and the USB gadget's ACM emulation) actually offer; 7 or 115201 is a typo.

@@ -59,6 +59,15 @@ class CardFaceCamera(Protocol):
     def close(self) -> None: ...
 
 
+class Voice(Protocol):
+    """The speaker (myna_drivers.voice): plays clips from its own thread, never blocks."""
+
+    def say(self, clip: Any, *, screen: str = "", lang: str = "", text: str = "", cut: bool = True) -> None: ...
+    def cut_prompt(self) -> None: ...
+    def chime(self, pattern: str) -> None: ...
+    def close(self) -> None: ...
+
+
 class DeviceError(Exception):
     """A device could not be opened; ``part`` names it, the message says why."""
 
@@ -75,6 +84,7 @@ class Devices:
     keys: Keys | None = None
     camera: Camera | None = None
     card_face: CardFaceCamera | None = None
+    voice: Voice | None = None
     _closers: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -87,7 +97,7 @@ class Devices:
                 log.exception("closing the %s failed", part)
 
 
-SECTIONS = ("display", "indicators", "keypad", "camera", "card_face")
+SECTIONS = ("display", "indicators", "keypad", "camera", "card_face", "voice")
 
 
 def sim_sections(cfg: Any) -> list[str]:
@@ -118,6 +128,7 @@ def open_devices(cfg: Any, *, on_key: Callable[[int], None], simulator: bool = F
         ("keypad", "keys", lambda: _keypad(cfg, bus, on_key)),
         ("camera", "camera", lambda: _camera(cfg, bus)),
         ("card-face camera", "card_face", lambda: _card_face(cfg, bus)),
+        ("speaker", "voice", lambda: _voice(cfg, bus)),
     ]
     try:
         for part, attr, opener in steps:
@@ -164,7 +175,8 @@ def _keypad(cfg: Any, bus: str, on_key: Callable[[int], None]) -> Keys:
         gpio: Any = SimGPIO(bus, rows=k.rows, cols=k.cols)
     else:
         import RPi.GPIO as gpio  # type: ignore[import-not-found,no-redef]  # lazy: only on the Pi
-    return MatrixKeypad(gpio, k.rows, k.cols, on_key=on_key, scan_hz=k.scan_hz, debounce_ms=k.debounce_ms)
+    return MatrixKeypad(gpio, k.rows, k.cols, on_key=on_key, scan_hz=k.scan_hz, debounce_ms=k.debounce_ms,
+                        irq=getattr(k, "irq", True))
 
 
 def _camera(cfg: Any, bus: str) -> Camera:
@@ -188,3 +200,17 @@ def _card_face(cfg: Any, bus: str) -> CardFaceCamera | None:
     cam: Any = SimCardFaceCamera(bus) if c.backend == "sim" else PiStillCamera(c.camera_num, (c.width, c.height))
     cam.open()
     return cam
+
+
+def _voice(cfg: Any, bus: str) -> Voice | None:
+    """``[voice] backend = none | alsa | sim``; ``enabled = false`` opens nothing (a config
+    without the section, or an older one, has no speaker)."""
+    v = getattr(cfg, "voice", None)
+    if v is None or v.backend == "none" or not v.enabled:
+        return None
+    from myna_drivers.voice import AlsaVoice, SimVoice
+
+    if v.backend == "sim":
+        out = v.out_dir if v.out_dir is not None else cfg.display.out_dir.parent / "voice"
+        return SimVoice(out, bus, volume=v.volume)
+    return AlsaVoice(v.device, volume=v.volume)

@@ -13,7 +13,7 @@ held down now; the daemon's real MatrixKeypad scans this model unchanged.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 # The constants RPi.GPIO uses (values as in RPi.GPIO 0.7).
 BCM = 11
@@ -25,11 +25,15 @@ HIGH = 1
 PUD_OFF = 20
 PUD_DOWN = 21
 PUD_UP = 22
+RISING = 31
+FALLING = 32
+BOTH = 33
 
 
 class SimGPIO:
     BCM, BOARD, OUT, IN, LOW, HIGH = BCM, BOARD, OUT, IN, LOW, HIGH
     PUD_OFF, PUD_DOWN, PUD_UP = PUD_OFF, PUD_DOWN, PUD_UP
+    RISING, FALLING, BOTH = RISING, FALLING, BOTH
 
     def __init__(self, bus_path: str, rows: Iterable[int], cols: Iterable[int]) -> None:
         self.rows = tuple(rows)
@@ -41,6 +45,9 @@ class SimGPIO:
         self._out: dict[int, int] = {}
         self._pressed: frozenset[int] = frozenset()
         self.cleaned: list[Any] = []
+        # edge detection: channel -> (edge, callback), and the level each was last seen at
+        self._detect: dict[int, tuple[int, Callable[[int], None] | None]] = {}
+        self._level: dict[int, int] = {}
         if bus_path:
             from myna_drivers.simbus import SimBus
 
@@ -56,6 +63,7 @@ class SimGPIO:
     def set_pressed(self, positions: Iterable[int]) -> None:
         with self._lock:
             self._pressed = frozenset(p for p in positions if 1 <= p <= 3 * len(self.rows))
+        self._fire_edges()
 
     # ------------------------------------------------------------ RPi.GPIO API
 
@@ -87,6 +95,7 @@ class SimGPIO:
                 if self._dir.get(ch) != OUT:
                     raise RuntimeError(f"The GPIO channel {ch} has not been set up as an OUTPUT")
                 self._out[ch] = HIGH if value else LOW
+        self._fire_edges()
 
     def input(self, channel: int) -> int:
         with self._lock:
@@ -96,10 +105,47 @@ class SimGPIO:
                 return self._out[channel]
             return LOW if self._pulled_low(channel) else self._idle_level(channel)
 
+    def add_event_detect(self, channel: int, edge: int, callback: Callable[[int], None] | None = None,
+                         bouncetime: int | None = None) -> None:
+        with self._lock:
+            if self._dir.get(channel) != IN:
+                raise RuntimeError("You must setup() the GPIO channel as an input first")
+            if channel in self._detect:
+                raise RuntimeError("Conflicting edge detection already enabled for this GPIO channel")
+            self._detect[channel] = (edge, callback)
+            self._level[channel] = self._read(channel)
+
+    def remove_event_detect(self, channel: int) -> None:
+        with self._lock:
+            self._detect.pop(channel, None)
+            self._level.pop(channel, None)
+
+    def _fire_edges(self) -> None:
+        """Call the callbacks of inputs whose level changed the way they watch (outside the lock,
+        like RPi.GPIO's edge thread, which never holds the caller's locks)."""
+        calls = []
+        with self._lock:
+            for ch, (edge, cb) in self._detect.items():
+                new, old = self._read(ch), self._level.get(ch)
+                self._level[ch] = new
+                if old is None or new == old or cb is None:
+                    continue
+                if edge == BOTH or (edge == FALLING and new == LOW) or (edge == RISING and new == HIGH):
+                    calls.append((cb, ch))
+        for cb, ch in calls:
+            cb(ch)
+
+    def _read(self, channel: int) -> int:
+        if self._dir.get(channel) == OUT:
+            return self._out.get(channel, LOW)
+        return LOW if self._pulled_low(channel) else self._idle_level(channel)
+
     def cleanup(self, channel: int | Iterable[int] | None = None) -> None:
         with self._lock:
             chans = list(self._dir) if channel is None else list(_channels(channel))
             for ch in chans:
+                self._detect.pop(ch, None)
+                self._level.pop(ch, None)
                 self._dir.pop(ch, None)
                 self._pull.pop(ch, None)
                 self._out.pop(ch, None)

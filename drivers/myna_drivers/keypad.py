@@ -10,6 +10,13 @@ exactly one key. Two or more keys at once (including a matrix "ghost" that a
 third key makes appear) report nothing until every key is released again, so
 a palm on the pad or a rolled press never types a digit.
 
+Idle, the pad costs nothing: every row is driven LOW and the thread sleeps until a
+column input falls (``add_event_detect(col, FALLING)``: an interrupt on the Pi, through
+RPi.GPIO's edge thread, or rpi-lgpio's on a Pi 5), because any key then pulls its column
+LOW. Woken, it scans at ``scan_hz`` with the usual debounce until every key is up again,
+then re-arms. A GPIO driver without edge detection falls back to scanning all the time
+(``irq=False``), which is also the reference the idle-CPU benchmark compares against.
+
 The same class runs on the Pi (``import RPi.GPIO as gpio``) and in the
 simulator (``myna_drivers.gpio_sim.SimGPIO``), unchanged.
 """
@@ -26,7 +33,7 @@ log = logging.getLogger("myna.keypad")
 
 class MatrixKeypad:
     def __init__(self, gpio: Any, rows: Iterable[int], cols: Iterable[int], on_key: Callable[[int], None],
-                 scan_hz: int = 200, debounce_ms: int = 20, start: bool = True) -> None:
+                 scan_hz: int = 200, debounce_ms: int = 20, start: bool = True, irq: bool = True) -> None:
         self.gpio = gpio
         self.rows = tuple(int(r) for r in rows)
         self.cols = tuple(int(c) for c in cols)
@@ -43,6 +50,9 @@ class MatrixKeypad:
         self._candidate_since = 0.0
         self._blocked = False  # a multi-key chord is held: wait for all keys up
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by a falling column edge (or close)
+        self.irq = bool(irq) and hasattr(gpio, "add_event_detect")
+        self.wakeups = 0  # times an edge woke the idle scanner (diagnostics, tests)
         self._setup()
         self._thread = threading.Thread(target=self._run, name="keypad", daemon=True)
         if start:
@@ -60,6 +70,30 @@ class MatrixKeypad:
             g.output(r, g.HIGH)
         for c in self.cols:
             g.setup(c, g.IN, pull_up_down=g.PUD_UP)
+        if self.irq:
+            for c in self.cols:
+                g.add_event_detect(c, g.FALLING, callback=self._edge)
+
+    def _edge(self, channel: int) -> None:
+        """RPi.GPIO's edge thread (or the sim bus thread): only wake the scanner."""
+        self._wake.set()
+
+    def _arm(self) -> bool:
+        """Drive every row LOW, so that any key pulls its column LOW and the falling edge wakes
+        the thread. True if a key is down already (pressed between the last scan and now)."""
+        g = self.gpio
+        for r in self.rows:
+            g.output(r, g.LOW)
+        return any(g.input(c) == g.LOW for c in self.cols)
+
+    def _disarm(self) -> None:
+        g = self.gpio
+        for r in self.rows:
+            g.output(r, g.HIGH)
+
+    def idle(self) -> bool:
+        """No key down, none being debounced, no chord waiting for release: nothing to scan for."""
+        return not self._stable and not self._candidate and not self._blocked
 
     def scan(self) -> frozenset[int]:
         """One pass over the matrix: the positions that read pressed now."""
@@ -119,6 +153,11 @@ class MatrixKeypad:
         prefer_this_thread("the keypad scanner")
         next_t = time.monotonic()
         while not self._stop.is_set():
+            if self.irq and self.idle():
+                self._sleep_until_a_key()
+                if self._stop.is_set():
+                    break
+                next_t = time.monotonic()
             try:
                 pos = self.step(self.scan(), time.monotonic())
             except Exception:  # a GPIO hiccup must not end scanning for good
@@ -136,8 +175,20 @@ class MatrixKeypad:
                 delay = 0
             self._stop.wait(delay)
 
+    def _sleep_until_a_key(self) -> None:
+        try:
+            self._wake.clear()
+            if not self._arm():
+                self._wake.wait()
+                self.wakeups += 1
+            self._disarm()
+        except Exception:  # a GPIO hiccup: scan (and poll) rather than go deaf
+            log.exception("keypad: arming the key interrupt failed; scanning instead")
+            self._stop.wait(self.period)
+
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=1.0)
         try:

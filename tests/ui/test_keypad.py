@@ -188,3 +188,65 @@ def test_over_a_real_sim_bus_socket():
         for c in conns:
             c.close()
         server.close()
+
+
+class ArmWatch(SimGPIO):
+    """The simulated GPIO, noting when the scanner drives every row LOW and sleeps (armed)."""
+
+    def __init__(self) -> None:
+        super().__init__("", ROWS, COLS)
+        self.armed = threading.Event()
+        self.inputs = 0
+
+    def output(self, channel, value) -> None:
+        super().output(channel, value)
+        with self._lock:
+            all_low = all(self._out.get(r) == 0 for r in ROWS)
+        if all_low:
+            self.armed.set()
+        else:
+            self.armed.clear()
+
+    def input(self, channel):
+        self.inputs += 1
+        return super().input(channel)
+
+
+def test_idle_pad_sleeps_until_a_column_falls_then_scans_and_sleeps_again():
+    """Issue #12: the idle daemon spent 3.6 % of a core scanning a pad nobody touched.
+    Idle, the rows are driven LOW and the thread waits for a falling column edge."""
+    gpio = ArmWatch()
+    keys = Keys()
+    kp = MatrixKeypad(gpio, ROWS, COLS, on_key=keys, debounce_ms=20)
+    try:
+        assert kp.irq
+        assert gpio.armed.wait(10)  # idle: armed, not scanning
+        inputs = gpio.inputs
+        for pos in (5, 12, 1):
+            keys.event.clear()
+            gpio.set_pressed([pos])  # the falling edge wakes the scanner
+            assert keys.event.wait(10)
+            gpio.armed.clear()
+            gpio.set_pressed([])
+            assert gpio.armed.wait(10)  # released and debounced: asleep again
+        assert keys.got == [5, 12, 1]
+        assert kp.wakeups == 3 and gpio.inputs > inputs
+    finally:
+        kp.close()
+
+
+def test_a_key_already_down_when_arming_is_not_missed():
+    gpio = SimGPIO("", ROWS, COLS)
+    keys = Keys()
+    gpio.set_pressed([7])  # held before the scanner ever armed
+    kp = MatrixKeypad(gpio, ROWS, COLS, on_key=keys, debounce_ms=20)
+    try:
+        assert keys.event.wait(10) and keys.got == [7]
+    finally:
+        kp.close()
+
+
+def test_polling_mode_for_gpio_without_edge_detection():
+    kp = MatrixKeypad(SimGPIO("", ROWS, COLS), ROWS, COLS, on_key=lambda p: None, start=False, irq=False)
+    assert not kp.irq
+    kp.close()

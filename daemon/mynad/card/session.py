@@ -179,7 +179,7 @@ class MynaCard:
             subject = cert.subject.rfc4514_string()
             # 9999-12-31T23:59:59Z (RFC 5280's "no expiry") has no JST equivalent: OverflowError
             self._cert = AuthCertificate(der, cert.serial_number, subject, nb.astimezone(JST), na.astimezone(JST))
-        except (ValueError, OverflowError) as e:
+        except (ValueError, OverflowError, x509.InvalidVersion) as e:  # InvalidVersion is no ValueError
             raise CertificateInvalid(f"the authentication certificate is not valid DER X.509 ({e})") from None
         return self._cert
 

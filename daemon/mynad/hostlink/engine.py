@@ -363,7 +363,7 @@ class LinkEngine:
             while True:
                 if read is None:
                     read = asyncio.ensure_future(self.port.read())
-                done, _ = await asyncio.wait({read}, timeout=min(self.quiet_s, self.keepalive_s))
+                done, _ = await asyncio.wait({read}, timeout=self._read_timeout())
                 now = self._loop.time()
                 if read in done:
                     data = read.result()  # raises when the line is down
@@ -387,6 +387,17 @@ class LinkEngine:
         finally:
             if read is not None and not read.done():
                 read.cancel()
+
+    def _read_timeout(self) -> float:
+        """How long the read may wait: until a partial frame is due to be dropped, else until
+        the next keep-alive is due. An idle line wakes the loop once per keep-alive, not twice
+        a second (the idle reader must not poll)."""
+        assert self._loop is not None
+        now = self._loop.time()
+        if self._decoder.pending:
+            return max(0.0, self.quiet_s - (now - self._last_chunk))
+        last = max(self._last_tx, self._last_rx or 0.0)
+        return max(0.01, min(self.keepalive_s, last + self.keepalive_s - now))
 
     # ------------------------------------------------------------ frames out
 
