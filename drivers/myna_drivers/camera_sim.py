@@ -83,12 +83,11 @@ MAX_VIDEO_FRAMES = 600
 
 def _load_rgb(path: str | Path) -> np.ndarray:
     with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        return np.asarray(img.convert("RGB"))
+        return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
 
 
 def _resize(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(rgb).resize((max(1, w), max(1, h)), Image.BILINEAR))
+    return np.asarray(Image.fromarray(rgb).resize((max(1, w), max(1, h)), Image.Resampling.BILINEAR))
 
 
 def background(size: tuple[int, int], level: int = 128) -> np.ndarray:
@@ -125,12 +124,12 @@ def portrait_crop(rgb: np.ndarray, face_box: list[float] | None) -> tuple[np.nda
     target = 3 / 4
     if w / h > target:
         nw = int(h * target)
-        x0 = (w - nw) // 2
-        crop = rgb[:, x0:x0 + nw]
+        left = (w - nw) // 2
+        crop = rgb[:, left:left + nw]
     else:
         nh = int(w / target)
-        y0 = (h - nh) // 2
-        crop = rgb[y0:y0 + nh]
+        top = (h - nh) // 2
+        crop = rgb[top:top + nh]
     ch, cw = crop.shape[:2]
     return crop, (cw / 2, ch / 2, cw * 0.6)
 
@@ -275,6 +274,7 @@ class _Person:
         """The filled scene with the head turned by ``deg`` (computed once per angle in use)."""
         v = self.variants.get(deg)
         if v is None:
+            assert self._warp is not None, "only a filled scene (_fill_scene) turns on demand"
             window, axis_x, nose_y, fw = self._warp
             v = self.variants[deg] = yaw_warp(window, deg, axis_x, nose_y, fw)
         return v
@@ -329,7 +329,8 @@ def pose_of(move: dict[str, Any] | None, t: float) -> dict[str, Any]:
     u = 1.0 if dur <= 0 else min_jerk((t - float(move.get("t0", 0.0))) / dur)
     if t < float(move.get("t0", 0.0)):
         u = 0.0
-    pose = {k: float(a.get(k, 0.0)) + (float(b.get(k, 0.0)) - float(a.get(k, 0.0))) * u for k in set(a) | set(b)}
+    pose: dict[str, Any] = {k: float(a.get(k, 0.0)) + (float(b.get(k, 0.0)) - float(a.get(k, 0.0))) * u
+                            for k in set(a) | set(b)}
     for k in ("play", "slide"):
         if move.get(k) is not None:
             pose[k] = move[k]
@@ -446,7 +447,7 @@ class _Sheet:
             mask[:, u0:u1] = 255
             a = np.minimum(np.asarray(tex.getchannel("A")), mask)
             tex.putalpha(Image.fromarray(a))
-        out = np.asarray(tex.transform((x1 - x0, y1 - y0), Image.PERSPECTIVE, coeffs, Image.BILINEAR))
+        out = np.asarray(tex.transform((x1 - x0, y1 - y0), Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR))
         alpha = out[:, :, 3:4].astype(np.float32) / 255.0
         rgb = out[:, :, :3].astype(np.float32) * shade
         region = canvas[y0:y1, x0:x1].astype(np.float32)
@@ -609,7 +610,7 @@ class _Attack:
         self.centre = (0.5 * W, 0.45 * H)
         f = focal_px(W)
         face_img = LIVE_FACE_FRACTION * H * float(scene.get("scale", 1.0))  # face width in the image, px
-        self.clip_person = None
+        self.clip_person: _Person | None = None  # the replayed clip's person (replay only)
         self.slides: dict[str, _Sheet] = {}
         # A tablet is held at 20-35 cm, closer than the fixed-focus camera's sharp range (the
         # patient's face at ~40-50 cm): its picture is slightly defocused (blur sigma, px).
@@ -698,6 +699,7 @@ class _Attack:
         cw, ch = self.clip_size
         frame = self.clip_bg.copy()
         yaw = 0.0 if clip_t is None or clip_t < 0 else clip_yaw(clip_t)
+        assert self.clip_person is not None, "only a replay attack draws a clip"
         self.clip_person.draw(frame, max(0.0, clip_t or 0.0), "live", yaw=yaw)
         self.sheet.tex = Image.fromarray(self._screen.show(frame), "RGBA")
 
@@ -735,7 +737,7 @@ class SceneRenderer:
         self.size = (int(size[0]), int(size[1]))
         W, H = self.size
         self.behaviour = str(self.scene.get("behaviour") or "live")
-        source = self.scene.get("source")
+        source = str(self.scene.get("source") or "")  # a photo, or a folder of video frames
         if not source:
             self.behaviour = "none"
         self.bg = background(self.size)
@@ -878,6 +880,11 @@ class _SceneFeed:
 
 # ----------------------------------------------------------------------------- camera
 
+def _shifted_pose(feed: _SceneFeed, since: float) -> Callable[[float], dict[str, Any]]:
+    """The bus's pose at scene time ``ts``: the scene began at ``since`` on the monotonic clock."""
+    return lambda ts: feed.pose_at(ts + since)
+
+
 class SimCamera:
     """Same interface as :class:`myna_drivers.camera.PiCamera`: start / read / stop."""
 
@@ -910,8 +917,7 @@ class SimCamera:
         if version != self._version or self._renderer is None:
             feed = self._feed
             try:
-                self._renderer = SceneRenderer(scene, self.size,
-                                               pose=lambda ts, since=since: feed.pose_at(ts + since))
+                self._renderer = SceneRenderer(scene, self.size, pose=_shifted_pose(feed, since))
             except Exception as e:  # a bad source path must not kill the daemon's camera
                 log.warning("camera sim: cannot render scene %s: %s",
                             json.dumps(scene, ensure_ascii=False, default=str)[:200], e)

@@ -82,7 +82,7 @@ class SimDisplay:
         else:
             from PIL import Image
 
-            frame.resize((self.size[0] * SIM_SCALE, self.size[1] * SIM_SCALE), Image.NEAREST).save(path)
+            frame.resize((self.size[0] * SIM_SCALE, self.size[1] * SIM_SCALE), Image.Resampling.NEAREST).save(path)
         if self.bus is not None:
             self.bus.send("display", screen=screen_id, png=str(path), text=text, params=params)
 
@@ -95,7 +95,7 @@ def _fit(image, size: tuple[int, int]):
     if image.size != tuple(size):
         from PIL import Image
 
-        canvas = Image.new(image.mode, tuple(size), 0)
+        canvas = Image.new(image.mode, (size[0], size[1]), 0)
         canvas.paste(image.crop((0, 0, min(image.width, size[0]), min(image.height, size[1]))), (0, 0))
         return canvas
     return image

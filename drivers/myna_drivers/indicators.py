@@ -38,7 +38,7 @@ BLINK_HALF_PERIOD_S = 0.5
 class GpioIndicators:
     def __init__(self, cfg: Any, gpio: Any = None) -> None:
         if gpio is None:
-            import RPi.GPIO as gpio  # type: ignore[import-not-found,no-redef]  # lazy: only on the Pi
+            import RPi.GPIO as gpio  # lazy: only on the Pi
         self.gpio = gpio
         self.buzzer_pin = int(cfg.buzzer_pin)
         self.led_pin = int(cfg.led_pin)

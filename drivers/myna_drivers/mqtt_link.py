@@ -173,10 +173,11 @@ class MqttPort:
         self._rx: asyncio.Queue[bytes | BaseException] | None = None
         self._pump: asyncio.Task | None = None
         self._paho_log = logging.getLogger(f"myna_drivers.mqtt_link.paho.{client_id}")
-        self._paho_errors = next((h for h in self._paho_log.handlers if isinstance(h, _LastError)), None)
-        if self._paho_errors is None:
-            self._paho_errors = _LastError()
-            self._paho_log.addHandler(self._paho_errors)
+        found = next((h for h in self._paho_log.handlers if isinstance(h, _LastError)), None)
+        if found is None:  # one handler per client id, however often a link is made for it
+            found = _LastError()
+            self._paho_log.addHandler(found)
+        self._paho_errors: _LastError = found
 
     @property
     def describe(self) -> str:

@@ -52,7 +52,8 @@ class FaceGeometry:
     @classmethod
     def from_landmarks(cls, lm) -> "FaceGeometry":
         p = np.asarray(lm, dtype=np.float64).reshape(5, 2)
-        return cls(*(tuple(map(float, row)) for row in p))
+        re, le, nose, mr, ml = ((float(x), float(y)) for x, y in p)
+        return cls(re, le, nose, mr, ml)
 
     @classmethod
     def from_box(cls, x: float, y: float, face_w: float) -> "FaceGeometry":
@@ -100,7 +101,7 @@ def _layer(size: tuple[int, int]) -> tuple[Image.Image, ImageDraw.ImageDraw]:
 
 def _composite(rgb: np.ndarray, layer: Image.Image) -> np.ndarray:
     h, w = rgb.shape[:2]
-    small = np.asarray(layer.resize((w, h), Image.LANCZOS)).astype(np.float32)
+    small = np.asarray(layer.resize((w, h), Image.Resampling.LANCZOS)).astype(np.float32)
     a = small[:, :, 3:4] / 255.0
     out = rgb.astype(np.float32) * (1 - a) + small[:, :, :3] * a
     return out.clip(0, 255).astype(np.uint8)
@@ -108,7 +109,8 @@ def _composite(rgb: np.ndarray, layer: Image.Image) -> np.ndarray:
 
 def _pts(origin: np.ndarray, u: np.ndarray, v: np.ndarray, d: float, coords, k: int) -> list[tuple[float, float]]:
     """Points given in eye-distance units (along the eyes, down the face), scaled by k for the drawing layer."""
-    return [tuple(float(c) * k for c in origin + d * (a * u + b * v)) for a, b in coords]
+    points = [origin + d * (a * u + b * v) for a, b in coords]
+    return [(float(x) * k, float(y) * k) for x, y in points]
 
 
 def draw_mask(rgb: np.ndarray, geo: FaceGeometry, colour: tuple[int, int, int] = MASK_COLOUR) -> np.ndarray:
@@ -138,8 +140,8 @@ def draw_mask(rgb: np.ndarray, geo: FaceGeometry, colour: tuple[int, int, int] =
                    fill=(0, 0, 0, 40))
     pleat = tuple(int(c * 0.82) for c in colour)
     span = bottom - top
-    for k in (0.3, 0.5, 0.7):
-        y = top + k * span
+    for frac in (0.3, 0.5, 0.7):  # not ``k``: P() and the widths below use the layer scale k
+        y = top + frac * span
         draw.line(P([(-1.0, y + 0.05), (0.0, y), (1.0, y + 0.05)]), fill=(*pleat, 255),
                   width=max(1, int(0.025 * d * k)))
     loop = (235, 235, 235, 255)

@@ -33,6 +33,12 @@ class SerialLinkError(Exception):
     """The serial device cannot be used (missing, busy, gone); the message says which and why."""
 
 
+def _settle(fut: asyncio.Future[None]) -> None:
+    """The writer callback: the device takes data again (it may fire again before we remove it)."""
+    if not fut.done():
+        fut.set_result(None)
+
+
 class SerialPort:
     transport_name = "serial"
     stream = True  # bytes arrive in arbitrary pieces; the codec reassembles frames
@@ -170,8 +176,8 @@ class SerialPort:
                 self._fail(SerialLinkError(self._explain(e)))
                 raise SerialLinkError(self._explain(e)) from None
             # output buffer full: wait until writable (bounded, so a stuck line is noticed)
-            fut = self._loop.create_future()
-            self._loop.add_writer(fd, lambda: fut.done() or fut.set_result(None))
+            fut: asyncio.Future[None] = self._loop.create_future()
+            self._loop.add_writer(fd, _settle, fut)
             try:
                 await asyncio.wait_for(fut, timeout=5.0)
             except asyncio.TimeoutError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from mynasim.rig import SimRig
 
@@ -59,7 +60,7 @@ def run_demo(run_dir: Path, profile: str = "taro", echo: bool = True, method: st
         if method == "face":
             photo, behaviour, who = _camera_scene(rig, profile, camera)
             print(f"mynasim demo: in front of the camera: {who} ({photo.name}, {behaviour})", flush=True)
-            extra = {"slides": _holder_slides(rig.photo_of(profile))} if behaviour == "slideshow" else {}
+            extra: dict[str, Any] = {"slides": _holder_slides(rig.photo_of(profile))} if behaviour == "slideshow" else {}
             rig.show_face(photo, behaviour=behaviour, **extra)
         print(f"mynasim demo: patient places the card of {prof.name} ({profile})", flush=True)
         rig.place_card(profile)
@@ -72,6 +73,8 @@ def run_demo(run_dir: Path, profile: str = "taro", echo: bool = True, method: st
         if method == "pin":
             rig.wait_screen("pin_entry", after=mark)
             print("mynasim demo: patient types the PIN on the shuffled pad", flush=True)
+            if prof.pin is None:  # the card offers no PIN method then: the choice above stopped it
+                raise SystemExit(f"mynasim demo: the card of {profile} has no PIN")
             rig.type_digits(prof.pin)
         else:
             rig.wait_screen("face_guide", timeout=10, after=mark)

@@ -32,6 +32,8 @@ import time
 from typing import Any, Callable
 
 from myna_drivers.camera_sim import pose_of
+from mynasim.bus import SimBusServer
+from mynasim.timeline import Timeline
 
 # Human reaction to a prompt on a screen (reading a short line and starting to move).
 REACTION_S = (0.3, 0.8)
@@ -86,7 +88,7 @@ class Follower:
             return None
         t0 = t + self.rng.uniform(*REACTION_S)
         now = self.pose_at(t0)
-        move = {"t0": t0, "dur": self.rng.uniform(*MOVE_S),
+        move: dict[str, Any] = {"t0": t0, "dur": self.rng.uniform(*MOVE_S),
                 "from": {k: now.get(k, 0.0) for k in ("yaw", "roll")},
                 "to": {k: now.get(k, 0.0) for k in ("yaw", "roll")}}
         for k in ("play", "slide", "slide_t"):
@@ -129,7 +131,7 @@ class ScreenFollower:
     (the timeline's ``display`` entries, i.e. what the patient sees) and publishes the moves
     as ``camera_pose`` on the sim bus. A thread; ``stop()`` ends it."""
 
-    def __init__(self, timeline, bus, kind: str, rng: random.Random | None = None) -> None:
+    def __init__(self, timeline: Timeline, bus: SimBusServer, kind: str, rng: random.Random | None = None) -> None:
         self.timeline, self.bus = timeline, bus
         self.follower = Follower(kind, rng, publish=lambda m: bus.publish("camera_pose", **m))
         self._stop = threading.Event()

@@ -19,11 +19,16 @@ import threading
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from mynasim.bus import SimBusServer
 from mynasim.services import Pcscd
 from mynasim.timeline import Entry, Timeline, TimelineTimeout
+
+if TYPE_CHECKING:  # imported lazily at run time: the rig module stays cheap to import
+    from mynasim.card import VirtualCardSlot
+    from mynasim.host import VirtualHost
+    from mynasim.patient import ScreenFollower
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent.parent
@@ -76,12 +81,12 @@ class SimRig:
         self._log_thread: threading.Thread | None = None
         self.log_lines: list[str] = []
         self.pcscd = Pcscd()
-        self.card_slot = None
-        self.host = None
+        self.card_slot: VirtualCardSlot | None = None
+        self.host: VirtualHost | None = None
         self.bus: SimBusServer | None = None
-        self._pty_close = None
+        self._pty_close: Callable[[], None] | None = None
         self.profile: str | None = None
-        self._follower = None   # mynasim.patient.ScreenFollower while someone follows the screen
+        self._follower: ScreenFollower | None = None  # while someone follows the screen
         self._card_face_cache: dict[tuple, str] = {}
 
     # ------------------------------------------------------------ setup
@@ -133,10 +138,10 @@ class SimRig:
             name = self.pki.profile_for_serial(serial)
             return self.profiles[name].as_patient() if name in self.profiles else None
 
-        self.host = VirtualHost(host_tty, lookup_patient=lookup, ca_certificate=self.pki.ca_certificate,
-                                on_event=self._on_host_event,
-                                state_dir=self.run_dir / "host-state", key_file=self.host_key_file())
-        self.host.start()
+        self.host = host = VirtualHost(host_tty, lookup_patient=lookup, ca_certificate=self.pki.ca_certificate,
+                                       on_event=self._on_host_event,
+                                       state_dir=self.run_dir / "host-state", key_file=self.host_key_file())
+        host.start()
 
     def _set_staff_password(self, state_dir: Path) -> None:
         """The clinic's staff password, set as a technician would (``mynactl staff-password set``):
@@ -263,6 +268,18 @@ class SimRig:
 
     # ------------------------------------------------------------ observation
 
+    def _live_bus(self) -> SimBusServer:
+        """The sim bus the patient's hands publish on: it exists once start() ran."""
+        if self.bus is None:
+            raise RuntimeError("the rig is not started: call start() before acting as the patient")
+        return self.bus
+
+    def _live_slot(self) -> VirtualCardSlot:
+        """The virtual card slot: it exists once start() ran."""
+        if self.card_slot is None:
+            raise RuntimeError("the rig is not started: call start() before placing or removing a card")
+        return self.card_slot
+
     def _on_apdu(self, t: float, command: bytes, response: bytes) -> None:
         self.timeline.add("card", "apdu", c=command[:5].hex(" "), lc=max(0, len(command) - 5),
                           r=len(response) - 2, sw=response[-2:].hex())
@@ -307,11 +324,11 @@ class SimRig:
         self.profile = profile
         self._show_card_face(profile, view, seed)
         self.timeline.add("rig", "card_placed", profile=profile, view=view)
-        self.card_slot.insert(profile, faults=faults)
+        self._live_slot().insert(profile, faults=faults)
 
     def remove_card(self) -> None:
         self.timeline.add("rig", "card_removed", profile=self.profile)
-        self.card_slot.remove()
+        self._live_slot().remove()
         self._show_card_face(None, "clean", None)
         self.profile = None
 
@@ -326,8 +343,9 @@ class SimRig:
             seed = 0  # a fixed view is the same picture each time (and is rendered once)
         key = (profile, view, seed)
         cached = self._card_face_cache.get(key) if seed is not None else None
+        bus = self._live_bus()
         if cached is not None:
-            self.bus.publish("cardface", image=cached)
+            bus.publish("cardface", image=cached)
             return
         rng = np.random.default_rng(seed)
         if profile is None:
@@ -348,13 +366,14 @@ class SimRig:
         Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(path, compress_level=1)
         if seed is not None:
             self._card_face_cache[key] = str(path)
-        self.bus.publish("cardface", image=str(path))
+        bus.publish("cardface", image=str(path))
 
     def press(self, pos: int, hold_s: float = 0.08, gap_s: float = 0.08) -> None:
+        bus = self._live_bus()
         self.timeline.add("keypad", "press", pos=pos)
-        self.bus.publish("keypad", pressed=[pos])
+        bus.publish("keypad", pressed=[pos])
         time.sleep(hold_s)
-        self.bus.publish("keypad", pressed=[])
+        bus.publish("keypad", pressed=[])
         time.sleep(gap_s)
 
     def current_layout(self) -> tuple[str, ...]:
@@ -379,6 +398,7 @@ class SimRig:
         as asked; ``seed`` makes its reactions reproducible."""
         from mynasim.patient import FOLLOWER_KINDS, ScreenFollower
 
+        bus = self._live_bus()
         if self._follower is not None:
             self._follower.stop()
             self._follower = None
@@ -390,10 +410,10 @@ class SimRig:
             import random
 
             scene["follow"] = True
-            self._follower = ScreenFollower(self.timeline, self.bus, kind,
+            self._follower = ScreenFollower(self.timeline, bus, kind,
                                             random.Random(seed) if seed is not None else None)
         self.timeline.add("camera", "scene", **{("photo" if k == "source" else k): v for k, v in scene.items()})
-        self.bus.publish("camera", scene=scene)
+        bus.publish("camera", scene=scene)
 
     def photo_of(self, profile: str) -> Path:
         return self.assets_dir / "faces" / self.profiles[profile].photo

@@ -35,7 +35,7 @@ from PIL import Image, ImageOps
 
 from myna_models.calibration_file import CALIBRATION_FILE, SCHEMA, write_calibration
 from myna_models.cardphoto import encode_card_photo
-from myna_models.engine import FaceEngine, decode_card_photo
+from myna_models.engine import Face, FaceEngine, decode_card_photo
 from myna_models.errors import FaceError
 from myna_models.threshold_stats import (CvSummary, Fold, Pairs, binom_upper, bootstrap_upper, cross_validate,
                                          equal_error, fmr_fnmr, identities_needed, identity_pair_accepts,
@@ -82,7 +82,7 @@ def embed_folder(engine: FaceEngine, folder: Path, labels: list[tuple[str, str]]
 
     files, ids, live, card = [], [], [], []
     out = Embedded([], [], np.zeros((0, 128)), np.zeros((0, 128)), n_photos=len(labels))
-    t = {"live_detect": [], "card_detect": [], "embed": [], "card_decode": []}
+    t: dict[str, list[float]] = {"live_detect": [], "card_detect": [], "embed": [], "card_decode": []}
     for name, ident in tqdm(labels, desc="embedding photos", unit="photo", disable=not progress):
         try:
             with Image.open(folder / name) as im:
@@ -117,7 +117,7 @@ def embed_folder(engine: FaceEngine, folder: Path, labels: list[tuple[str, str]]
     return out
 
 
-def _embed_timed(engine: FaceEngine, bgr: np.ndarray, t: dict, key: str) -> np.ndarray:
+def _embed_timed(engine: FaceEngine, bgr: np.ndarray, t: dict[str, list[float]], key: str) -> tuple[np.ndarray, Face]:
     t0 = time.perf_counter()
     faces = engine.detect_still(bgr)
     t1 = time.perf_counter()
@@ -370,7 +370,7 @@ def plot_hist(res: Result, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
-    bins = np.linspace(min(res.impostor.min(), res.genuine.min()) - 0.02, 1.0, 60)
+    bins = np.linspace(min(res.impostor.min(), res.genuine.min()) - 0.02, 1.0, 60).tolist()
     ax.hist(res.impostor, bins=bins, density=True, alpha=0.6, color="C1", label=f"impostor ({len(res.impostor)})")
     ax.hist(res.genuine, bins=bins, density=True, alpha=0.6, color="C0", label=f"genuine ({len(res.genuine)})")
     ax.axvline(res.threshold, color="C3", lw=1.2, label=f"threshold {res.threshold:.3f} ({res.rule})")
@@ -584,6 +584,7 @@ def calibrate(folder: Path | str, out: Path | str, engine: FaceEngine, state_dir
     plot_hist(res, hist_png)
     calibrated_on = f"{_display_path(folder)} ({len(emb.files)} photos, {res.pairs.n_ids} identities)"
     if write:
+        assert state_dir is not None  # refused above, before the slow work
         target = Path(state_dir) / CALIBRATION_FILE
         write_calibration(target, res.state_values(calibrated_on, labels_sha))
         note = (f"Threshold {res.threshold:.3f} written to `{target}` (the reader's state directory) for "

@@ -41,4 +41,4 @@ def _fit(img: Image.Image, size: tuple[int, int]) -> Image.Image:
         nh = int(w / target)
         y0 = (h - nh) // 2
         img = img.crop((0, y0, w, y0 + nh))
-    return img.resize(size, Image.LANCZOS)
+    return img.resize(size, Image.Resampling.LANCZOS)

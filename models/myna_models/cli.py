@@ -168,7 +168,7 @@ def cmd_face_calibrate(args) -> int:
           f"this rule {cv.heldout_fmr:.3%}, FNMR {cv.heldout_fnmr:.2%}")
     print(f"threshold {res.threshold:.3f} ({res.rule}): FMR {c.fmr:.3%} (95% bound {c.fmr_upper:.2%}), "
           f"FNMR {c.fnmr:.2%} (95% bound {c.fnmr_upper:.2%})")
-    where = "[not written]" if args.no_write else f"written to {state / 'face-calibration.toml'}"
+    where = "[not written]" if args.no_write or state is None else f"written to {state / 'face-calibration.toml'}"
     print(f"{where}; report in {Path(args.out) / 'face-calibration.md'}")
     if res.emb.failures:
         print(f"{len(res.emb.failures)} photo(s) left out: " + ", ".join(f"{a} ({b})" for a, b, _ in res.emb.failures))
@@ -177,7 +177,7 @@ def cmd_face_calibrate(args) -> int:
 
 def cmd_face_check(args) -> int:
     from myna_models.errors import ModelError
-    from myna_models.manifest import file_sha256, load_manifest
+    from myna_models.manifest import ModelEntry, file_sha256, load_manifest
 
     models_dir = _models_dir(args)
     try:
@@ -185,7 +185,8 @@ def cmd_face_check(args) -> int:
     except ModelError as e:
         _err("face-check", str(e))
         return 1
-    rows, ok = [], True
+    rows: list[tuple[ModelEntry, str, str | None]] = []  # (model, status, sha256 found)
+    ok = True
     have_recognizer = False
     preferred = None  # the recognizer the engine would load: the first present by preference
     for m in man.by_role("recognizer"):
@@ -212,9 +213,9 @@ def cmd_face_check(args) -> int:
                                       "expected_sha256": m.sha256} for m, s, d in rows]}, indent=2))
     else:
         print(f"models: {models_dir}\nmanifest: {man.path}")
-        for m, status, digest in rows:
+        for m, status, found in rows:
             print(f"{status:>17}  {m.role:<10} {m.file}")
-            print(f"{'':>17}  sha256 {digest or '-'}")
+            print(f"{'':>17}  sha256 {found or '-'}")
             if status == "MISMATCH":
                 print(f"{'':>17}  expected {m.sha256}")
         if preferred is not None:

@@ -51,7 +51,7 @@ class YuNet:
         scale = min(1.0, int(max_side) / max(h, w))
         if scale < 1.0:
             nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-            small = np.asarray(Image.fromarray(bgr).resize((nw, nh), Image.BILINEAR))
+            small = np.asarray(Image.fromarray(bgr).resize((nw, nh), Image.Resampling.BILINEAR))
             sx, sy = nw / w, nh / h
         else:
             small, sx, sy = bgr, 1.0, 1.0

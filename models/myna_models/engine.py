@@ -242,7 +242,8 @@ def _faces(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray) -> list[Face]
     for b, k, s in zip(boxes, kps, scores):
         lm = np.array(k, dtype=np.float32)
         lm.setflags(write=False)
-        faces.append(Face(tuple(float(v) for v in b), lm, float(s)))
+        x, y, w, h = (float(v) for v in b)  # YuNet boxes: x, y, w, h
+        faces.append(Face((x, y, w, h), lm, float(s)))
     return faces
 
 
@@ -283,8 +284,7 @@ def load_image(path) -> np.ndarray:
     """Any image file -> BGR uint8 (EXIF orientation applied). FaceError if unreadable."""
     try:
         with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            return _pil_to_bgr(img)
+            return _pil_to_bgr(ImageOps.exif_transpose(img))
     except Image.DecompressionBombError:
         raise FaceError(f"{path}: image is too large") from None
     except FileNotFoundError:

@@ -249,19 +249,24 @@ class HeadTurnLiveness:
     _reason: str | None = None
     max_parallax: float = 0.0
     evidence: list = field(default_factory=list)   # (yaw, parallax, aspect ratio) of counted turned frames
+    # steps and rng as resolved by __post_init__ (the public fields stay what was asked, or the same)
+    _steps: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _rng: RandomSource = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.rng = self.rng or _system_random()
+        self.rng = self._rng = self.rng or _system_random()
+        steps = self.steps
         if self.direction is not None:
             if self.direction not in (LEFT, RIGHT):
                 raise ValueError(f"direction must be 'left' or 'right', not {self.direction!r}")
-            self.steps = (self.direction, FRONT)
-        if self.steps is None:
-            self.steps = random_sequence(self.rng)
-        bad = [s for s in self.steps if s not in HINTS]
-        if bad or not self.steps or self.steps[0] == FRONT:
-            raise ValueError(f"steps must start with a side and hold only left/right/front: {self.steps!r}")
-        self.direction = self.steps[0]
+            steps = (self.direction, FRONT)
+        if steps is None:
+            steps = random_sequence(self._rng)
+        bad = [s for s in steps if s not in HINTS]
+        if bad or not steps or steps[0] == FRONT:
+            raise ValueError(f"steps must start with a side and hold only left/right/front: {steps!r}")
+        self.steps = self._steps = steps
+        self.direction = steps[0]
 
     # ------------------------------------------------------------------ properties
     @property
@@ -286,19 +291,19 @@ class HeadTurnLiveness:
 
     @property
     def current_step(self) -> str | None:
-        return self.steps[self._step] if self._phase in ("step", "hold") else None
+        return self._steps[self._step] if self._phase in ("step", "hold") else None
 
     @property
     def hint(self) -> str | None:
         if self._phase == "step":
-            return HINTS[self.steps[self._step]]
+            return HINTS[self._steps[self._step]]
         if self._phase in ("baseline", "hold"):
             return "hold_still"
         return None
 
     @property
     def turn_hint(self) -> str:   # kept for callers that show the first side
-        return HINTS[self.steps[0]]
+        return HINTS[self._steps[0]]
 
     def fail(self, reason: str) -> None:
         """Let the caller fail the challenge (e.g. the turned face is someone else)."""
@@ -336,6 +341,7 @@ class HeadTurnLiveness:
             self._baseline = float(np.clip(b, -BASELINE_MAX, BASELINE_MAX))
             self._enter_step(t)
 
+        assert self._baseline is not None  # set by the baseline phase, which every other phase follows
         rel = raw - self._baseline
         jump = self._last_yaw is not None and abs(rel - self._last_yaw) > JUMP_MAX
         self._last_yaw = rel
@@ -347,6 +353,7 @@ class HeadTurnLiveness:
                 self._reference = lm.copy()
             if abs(raw - self._rest) >= HOLD_MAX:   # moving before the next prompt
                 return self._fail("anticipated", rel, frontal)
+            assert self._hold_until is not None  # _next_step sets it when it enters "hold"
             if t >= self._hold_until:
                 self._enter_step(t)
             return self._state(rel, frontal, False)
@@ -355,7 +362,7 @@ class HeadTurnLiveness:
         if self._prompt_t is None:
             self._prompt_t = t        # first frame that shows this prompt
         since = t - self._prompt_t
-        step = self.steps[self._step]
+        step = self._steps[self._step]
         if step == FRONT:
             if abs(rel) <= RETURN_DELTA:
                 if since < MIN_REACTION_S:
@@ -389,7 +396,8 @@ class HeadTurnLiveness:
             if since < MIN_REACTION_S:   # faster than any person reacts: it was under way
                 self._armed, self._run = False, 0
                 return self._state(rel, frontal, turned)
-            par = nose_parallax(self._reference, lm) if self._reference is not None else 0.0
+            assert self._reference is not None  # every baseline frame sets it
+            par = nose_parallax(self._reference, lm)
             self.max_parallax = max(self.max_parallax, sign * par)
             self.evidence.append((sign * rel, sign * par, _aspect(lm) / _aspect(self._reference)))
             if sign * par >= PARALLAX_MIN:
@@ -414,19 +422,21 @@ class HeadTurnLiveness:
 
     def _next_step(self, t: float) -> None:
         self._step += 1
-        if self._step >= len(self.steps):
+        if self._step >= len(self._steps):
             self._phase = "passed"
             return
-        if self.steps[self._step] == FRONT:
+        if self._steps[self._step] == FRONT:
             self._enter_step(t)
         else:  # a random hold before the next turn: its prompt time cannot be predicted
             self._phase = "hold"
-            self._hold_until = t + float(self.rng.uniform(*HOLD_S))
+            self._hold_until = t + float(self._rng.uniform(*HOLD_S))
 
     def _check_window(self, t: float) -> None:
-        if self._phase == "step" and self._prompt_t is None:
+        if self._phase != "step":
+            return
+        if self._prompt_t is None:
             self._prompt_t = t        # the prompt is on the screen even if this frame is not usable
-        if self._phase == "step" and t - self._prompt_t > STEP_WINDOW_S:
+        if t - self._prompt_t > STEP_WINDOW_S:
             self._phase, self._reason = "failed", "missed"
 
     def _fail(self, reason: str, rel: float | None = None, frontal: bool = False) -> LivenessState:

@@ -243,7 +243,7 @@ def update_threshold(path: Path | str, recognizer: str, values: dict[str, Any]) 
     if primary is None:
         primary = man.by_role("recognizer")[0].file
     if recognizer == primary:
-        section = {"recognizer": recognizer}
+        section: dict[str, Any] = {"recognizer": recognizer}
         section.update(values)
         section["calibrated"] = True
         data["threshold"] = section

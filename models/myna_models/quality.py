@@ -222,7 +222,7 @@ def sharpness(crop_bgr: np.ndarray) -> float:
     """Variance of the Laplacian of the crop at the recognizer's scale (BLUR_SIZE square)."""
     grey = (crop_bgr[:, :, :3].astype(np.float32) @ _LUMA).clip(0, 255).astype(np.uint8)
     if grey.shape[0] != BLUR_SIZE or grey.shape[1] != BLUR_SIZE:
-        grey = np.asarray(Image.fromarray(grey).resize((BLUR_SIZE, BLUR_SIZE), Image.BILINEAR))
+        grey = np.asarray(Image.fromarray(grey).resize((BLUR_SIZE, BLUR_SIZE), Image.Resampling.BILINEAR))
     g = grey.astype(np.float32)
     lap = g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4.0 * g[1:-1, 1:-1]
     return float(lap.var())

@@ -42,6 +42,18 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+class PKIStateError(RuntimeError):
+    """A cached PEM in ``state_dir/pki`` is not what this test JPKI writes (an RSA key)."""
+
+
+def _load_rsa_key(path: Path) -> rsa.RSAPrivateKey:
+    """The cached RSA private key at ``path``; JPKI keys are RSA, anything else is a stale file."""
+    key = serialization.load_pem_private_key(path.read_bytes(), None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise PKIStateError(f"{path} holds a {type(key).__name__}, not an RSA key: delete it to regenerate")
+    return key
+
+
 def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
@@ -66,7 +78,7 @@ class TestPKI:
             self.dir.mkdir(parents=True, exist_ok=True)
             cert_path, key_path = self.dir / "ca.cert.pem", self.dir / "ca.key.pem"
             if cert_path.exists() and key_path.exists():
-                key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+                key = _load_rsa_key(key_path)
                 cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             else:
                 key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -95,8 +107,8 @@ class TestPKI:
                 )
                 _write_atomic(key_path, _key_pem(key))
                 _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
-            self._ca = (cert, key)  # type: ignore[assignment]
-            return self._ca
+            self._ca = (cert, key)
+            return cert, key
 
     @property
     def ca_certificate(self) -> x509.Certificate:
@@ -120,7 +132,7 @@ class TestPKI:
             key_path = self.dir / f"{profile.key}.key.pem"
             cert_path = self.dir / f"{profile.key}.cert.pem"
             if key_path.exists():
-                key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+                key = _load_rsa_key(key_path)
             else:
                 key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
                 _write_atomic(key_path, _key_pem(key))
@@ -128,18 +140,21 @@ class TestPKI:
             if cert_path.exists():
                 c = x509.load_pem_x509_certificate(cert_path.read_bytes())
                 # reuse only if it still matches (relative validity moves with the calendar)
+                c_key = c.public_key()
                 if (c.not_valid_after_utc == na and c.not_valid_before_utc == nb
-                        and c.public_key().public_numbers() == key.public_key().public_numbers()
+                        and isinstance(c_key, rsa.RSAPublicKey)
+                        and c_key.public_numbers() == key.public_key().public_numbers()
                         and c.issuer == ca_cert.subject):
                     cert = c
             if cert is None:
                 cert = self._build(profile, key, ca_cert, ca_key, nb, na)
                 _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
-            self._issued[profile.key] = (cert, key)  # type: ignore[assignment]
-            return cert, key  # type: ignore[return-value]
+            self._issued[profile.key] = (cert, key)
+            return cert, key
 
     @staticmethod
-    def _build(profile: Profile, key, ca_cert, ca_key, nb, na) -> x509.Certificate:
+    def _build(profile: Profile, key: rsa.RSAPrivateKey, ca_cert: x509.Certificate,
+               ca_key: rsa.RSAPrivateKey, nb: dt.datetime, na: dt.datetime) -> x509.Certificate:
         serial = serial_for(profile.key)
         subject = x509.Name([
             x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),

@@ -122,8 +122,8 @@ def _photo(profile: Profile, box_px: tuple[int, int, int, int], photos_dir: Path
     path = (photos_dir or assets_dir() / "faces") / profile.photo if profile.photo else None
     if path is not None and path.is_file():
         with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
-            return ImageOps.fit(im, (w, h), method=Image.Resampling.LANCZOS, centering=(0.5, 0.4))
+            upright = ImageOps.exif_transpose(im).convert("RGB")
+            return ImageOps.fit(upright, (w, h), method=Image.Resampling.LANCZOS, centering=(0.5, 0.4))
     # no photo file: a plain grey silhouette keeps the layout (the OCR never looks there)
     img = Image.new("RGB", (w, h), (200, 205, 212))
     d = ImageDraw.Draw(img)
@@ -184,8 +184,9 @@ def draw_card(profile: Profile, photos_dir: Path | None = None) -> Image.Image:
     d.text((_mm(3.5), _mm(CARD_H_MM - 4.5)), "臓器提供意思", font=small, fill=LABEL_INK)
     d.rectangle((_mm(15.5), _mm(CARD_H_MM - 4.6), _mm(17.3), _mm(CARD_H_MM - 2.8)), outline=LABEL_INK, width=1)
     # photo, serial and セキュリティコード under it
-    pb = tuple(_mm(v) for v in lay.photo_box)
-    img.paste(_photo(profile, pb, photos_dir), pb[:2])
+    x0, y0, x1, y1 = lay.photo_box
+    pb = (_mm(x0), _mm(y0), _mm(x1), _mm(y1))
+    img.paste(_photo(profile, pb, photos_dir), (pb[0], pb[1]))
     cx = (pb[0] + pb[2]) // 2
     fs = _font(_mm(lay.serial_size))
     d.text((cx, _mm(lay.serial_y)), card_serial(profile), font=fs, fill=INK, anchor="mt")

@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from mynad.core.cert_policy import grace_end
 from mynad.hostlink import messages
@@ -260,9 +260,14 @@ class VirtualHost:
 
     def _check_certificate(self, cert: x509.Certificate, today: dt.date) -> str | None:
         ca = self.ca_certificate
+        ca_key = ca.public_key()
+        algorithm = cert.signature_hash_algorithm
+        # JPKI issues RSA PKCS#1 v1.5 certificates only: any other CA key or a hashless
+        # signature scheme (Ed25519...) cannot be the trusted CA's.
+        if not isinstance(ca_key, rsa.RSAPublicKey) or algorithm is None:
+            return "the card certificate was not issued by the trusted CA"
         try:
-            ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                                   cert.signature_hash_algorithm)
+            ca_key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
         except (InvalidSignature, ValueError, TypeError):
             return "the card certificate was not issued by the trusted CA"
         if cert.issuer != ca.subject:
@@ -289,8 +294,11 @@ class VirtualHost:
                 cert = x509.load_der_x509_certificate(base64.b64decode(visit["cert_der"]))
                 why = self._check_certificate(cert, dt.date.today())
                 if why is None:
-                    cert.public_key().verify(base64.b64decode(msg.get("signature", "")), visit["nonce"],
-                                             padding.PKCS1v15(), hashes.SHA256())
+                    card_key = cert.public_key()
+                    if not isinstance(card_key, rsa.RSAPublicKey):  # JPKI signs with RSA only
+                        raise TypeError("the card key is not RSA")
+                    card_key.verify(base64.b64decode(msg.get("signature", "")), visit["nonce"],
+                                    padding.PKCS1v15(), hashes.SHA256())
                     valid = True
             except InvalidSignature:
                 why = "the signature does not match the challenge and the card certificate"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 EXIT_READ, EXIT_UNREADABLE, EXIT_ERROR = 0, 1, 2
 
@@ -41,15 +42,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"mynactl card-face: {e}", file=sys.stderr)
         return EXIT_ERROR
     r = reader.read(img)
+    birth = r.birth_date if r.ok else None  # CardFaceReader fills every field of an ok read
     if args.json:
-        out = {"ok": r.ok, "confidence": round(r.confidence, 4)}
-        if r.ok:
-            out.update(birth_date=r.birth_date.isoformat(), expiry_year=r.expiry_year, security_code=r.security_code)
+        out: dict[str, Any] = {"ok": r.ok, "confidence": round(r.confidence, 4)}
+        if birth is not None:
+            out.update(birth_date=birth.isoformat(), expiry_year=r.expiry_year, security_code=r.security_code)
         else:
             out["reason"] = r.reason
         print(json.dumps(out, ensure_ascii=False))
-    elif r.ok:
-        print(f"birth date {r.birth_date.isoformat()}, card valid to {r.expiry_year}, "
+    elif birth is not None:
+        print(f"birth date {birth.isoformat()}, card valid to {r.expiry_year}, "
               f"security code {r.security_code} (confidence {r.confidence:.3f})")
     if not r.ok:
         print(f"mynactl card-face: no card face readable: {r.reason}", file=sys.stderr)

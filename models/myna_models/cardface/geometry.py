@@ -86,14 +86,14 @@ def _largest_blob(mask: np.ndarray) -> np.ndarray:
     if not runs:
         return np.zeros_like(mask)
     sizes: dict[int, int] = {}
-    for i, (_, s, e) in enumerate(runs):
+    for i, (_, x0, x1) in enumerate(runs):
         r = find(i)
-        sizes[r] = sizes.get(r, 0) + e - s
+        sizes[r] = sizes.get(r, 0) + x1 - x0
     best = max(sizes, key=sizes.__getitem__)
     out = np.zeros_like(mask)
-    for i, (y, s, e) in enumerate(runs):
+    for i, (y, x0, x1) in enumerate(runs):
         if find(i) == best:
-            out[y, s:e] = True
+            out[y, x0:x1] = True
     return out
 
 
