@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from mynad.card.errors import CardError
 from mynad.config import DaemonConfig
+from mynad.core import codes
 from mynad.core import events as ev
 from mynad.core.flow import ReceptionFlow
 from mynad.core.secret import PinBuffer
@@ -106,6 +107,12 @@ class App:
         self.indicators = d.indicators
         self.screen = ScreenIO(cfg.display, d.display, self.loop)
         self._closers.append(("display", self.screen.close))
+        from mynad.shell.voiceio import VoiceIO  # spoken prompts and chimes (docs/voice.md)
+
+        self.voice = VoiceIO(cfg.voice, d.voice, self.loop, state_dir=cfg.reader.state_dir,
+                             lang_of=lambda: self.screen.lang)  # the visit's language (SetDisplay)
+        self._closers.append(("voice", self.voice.close))
+        self.voice.warm_up()
         self.face = FaceIO(cfg.face, d.camera, self.post, self.loop,
                            calibration=cfg.reader.state_dir / "face-calibration.toml")
         self._closers.append(("face", self.face.close))
@@ -226,11 +233,16 @@ class App:
             log.warning("card reader: %s", getattr(event, "message", kind))
             if self.flow.visit is not None:
                 self.post(ev.CardRemoved())
-            self._queue_host("reader.event", kind="fault", code="001", message=f"card reader: {kind}")
+            cause = codes.READER_LOST if kind == "reader_lost" else codes.PCSCD_DOWN
+            self._queue_host("reader.event", kind="fault", code=cause.code, message=f"card reader: {kind}")
         elif kind == "service_back":
             log.info("card reader service is back")
 
     def _on_key(self, pos: int) -> None:
+        if self.voice.handle_key(pos, self.flow.pin_entry_active):
+            return  # the repeat-prompt key: said again, the flow never sees it
+        if not self.flow.pin_entry_active and self.screen.page_key(pos):
+            return  # the page key (9) turned a long screen's page; the flow never sees it
         event = self.pin.route(self.flow, pos)
         if event is not None:
             self.post(event)
@@ -253,6 +265,7 @@ class App:
         task.add_done_callback(self._tasks.discard)
 
     def _execute(self, a: ev.Action) -> None:
+        self.voice.observe(a)  # Show: its prompt spoken; Indicate: its chime on the speaker (never raises)
         if isinstance(a, ev.Show):
             self.screen.show(a.screen)
         elif isinstance(a, ev.StartTimer):
@@ -290,6 +303,8 @@ class App:
             self._send_host(a)
         elif isinstance(a, ev.Indicate):
             self.indicators.indicate(buzzer=a.buzzer, led=a.led)
+        elif isinstance(a, ev.SetDisplay):
+            self.screen.set_display(a.lang, a.toggle_large)  # the patient's language and text size
         elif isinstance(a, ev.EndVisit):
             self.pin.end()
             self.face.forget()
@@ -369,11 +384,11 @@ class App:
             elif a.method == "face":
                 fields["face_score"] = a.face_score
         except asyncio.TimeoutError:
-            self.post(ev.AuthFailed("020", "host_timeout"))
+            self.post(ev.AuthFailed(codes.HOST_UNREACHABLE.code, codes.HOST_UNREACHABLE.reason))
             return
         except asyncio.CancelledError:
             if self.flow.visit is visit and not self._stopping.is_set():
-                self.post(ev.AuthFailed("035", "challenge_conflict"))
+                self.post(ev.AuthFailed(codes.CHALLENGE_CONFLICT.code, codes.CHALLENGE_CONFLICT.reason))
             return
         except CardError as e:
             self.post(ev.AuthFailed(e.code, getattr(e, "reason", type(e).__name__)))

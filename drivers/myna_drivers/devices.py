@@ -174,7 +174,7 @@ def _keypad(cfg: Any, bus: str, on_key: Callable[[int], None]) -> Keys:
 
         gpio: Any = SimGPIO(bus, rows=k.rows, cols=k.cols)
     else:
-        import RPi.GPIO as gpio  # type: ignore[import-not-found,no-redef]  # lazy: only on the Pi
+        import RPi.GPIO as gpio  # lazy: only on the Pi (typed by types-RPi.GPIO)
     return MatrixKeypad(gpio, k.rows, k.cols, on_key=on_key, scan_hz=k.scan_hz, debounce_ms=k.debounce_ms,
                         irq=getattr(k, "irq", True))
 

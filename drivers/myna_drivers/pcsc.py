@@ -2,7 +2,7 @@
 
 Why not pyscard's ``CardMonitor``: it stops for good when pcscd restarts, dies when a
 reader is unplugged, can miss a fast place/remove, and misbehaved on a Pi 3B+
-(domain-research §C.2). ``PcscMonitor`` runs its own ``SCardGetStatusChange`` loop:
+(docs/sources.md §S8). ``PcscMonitor`` runs its own ``SCardGetStatusChange`` loop:
 one thread, a 1 s wait so stopping is prompt, the PnP pseudo-reader for hot-plug,
 pcsc-lite's per-reader event counter (high 16 bits of the event state) to notice a
 remove+insert that happened between two wake-ups, and a new context with back-off

@@ -91,6 +91,8 @@ class SimBusServer:
                     self.timeline.add("display", "frame", **msg)
                 elif dev in ("buzzer", "led"):
                     self.timeline.add(dev, "output", **msg)
+                elif dev == "voice":  # a spoken prompt / chime (kind "prompt" | "chime" | "cut"), its WAV in "file"
+                    self.timeline.add("voice", str(msg.pop("kind", "prompt")), **msg)
                 elif dev == "hello":
                     self.timeline.add("rig", "driver_connected", **msg)
                 else:

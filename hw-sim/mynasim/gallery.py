@@ -1,11 +1,13 @@
-"""``mynasim gallery``: every screen state rendered to PNG, with an HTML index.
+"""``mynasim gallery``: every screen state rendered to PNG in every language, with an HTML index.
 
 The states come from :func:`gallery_states`, which walks every screen id in
 ``mynad.ui.screens.SCREENS`` through the parameter values the flow emits
 (cert cases, method choices, each face hint, each consent item with and without
-a previous answer, PIN entry 0..4 digits, tries 3/2/1, errors, ...). Each page
-of each state is written ×3 (nearest neighbour) on a dark bezel, so the pixels
-look as they will on the panel.
+a previous answer, PIN entry 0..4 digits, tries 3/2/1, errors, the language menu, ...).
+Each state is rendered in every language of ``mynad.ui.i18n.LANGUAGES``, in normal and
+in large text. Each page is written ×3 (nearest neighbour) on a dark bezel, so the
+pixels look as they will on the panel. The index groups the states by screen id, one
+row per state and one column per language.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from mynad.core.codes import CARD_UNEXPECTED, CODES, screen_params
+from mynad.ui.i18n import LANG_CODES, language
 from mynad.ui.render import render
 from mynad.ui.screens import CONSENT_ITEMS, SCREENS, Screen
-from mynad.ui.texts import ERRORS, FACE_HINTS, FACE_NOTES, screen_text
+from mynad.ui.texts import FACE_HINTS, FACE_NOTES, screen_text
 
 SCALE = 3
 BEZEL = 12
@@ -84,14 +88,11 @@ def gallery_states() -> list[tuple[str, Screen]]:
     add("done, no name", "done", name="", qualification_only=False)
     add("remove card", "remove_card", reminder=False)
     add("remove card, reminder", "remove_card", reminder=True)
-    for reason in ERRORS:
-        add(f"card error {reason}", "card_error", code="001" if reason != "not_myna" else "002", reason=reason)
-    add("card error, unknown reason", "card_error", code="001", reason="unexpected: KeyError")
-    add("host error 020", "host_error", code="020")
-    add("host error 021", "host_error", code="021")
-    add("fault reader", "fault", code="090", reason="reader")
-    add("fault unexpected", "fault", code="091", reason="unexpected")
-    add("fault storage full", "fault", code="040", reason="storage_full")
+    for cause in CODES:  # one screen per reader code, as the flow shows it (docs/error-codes.md)
+        if cause.screen is not None:
+            add(f"code {cause.code}: {cause.reason}", cause.screen, **screen_params(cause))
+    add("card error, unknown reason", "card_error", code=CARD_UNEXPECTED.code, reason="unexpected: KeyError")
+    add("host error, a code of the host's own", "host_error", code="099")
     add("saving result", "saving")
     add("saving result, disk full", "saving", code="040")
     for entered in (0, 3, 6):
@@ -102,13 +103,15 @@ def gallery_states() -> list[tuple[str, Screen]]:
     add("目視確認 no staff password", "visual_check", stage="not_set")
     for reason in ("user", "timeout", "card_removed"):
         add(f"cancelled {reason}", "cancelled", reason=reason)
+    add("language menu (from Japanese)", "language", current="ja")
+    add("language menu (from English)", "language", current="en")
     missing = set(SCREENS) - {scr.id for _, scr in s}
     assert not missing, f"gallery misses screens {sorted(missing)}"
     return s
 
 
 def _frame(page: Image.Image) -> Image.Image:
-    big = page.convert("L").resize((page.width * SCALE, page.height * SCALE), Image.NEAREST)
+    big = page.convert("L").resize((page.width * SCALE, page.height * SCALE), Image.Resampling.NEAREST)
     glass = Image.merge("RGB", [big.point(lambda v, t=t: v * t // 255) for t in OLED_TINT])
     out = Image.new("RGB", (glass.width + 2 * BEZEL, glass.height + 2 * BEZEL), BEZEL_COLOUR)
     ImageDraw.Draw(out).rectangle((BEZEL - 2, BEZEL - 2, BEZEL + glass.width + 1, BEZEL + glass.height + 1),
@@ -125,36 +128,61 @@ def _json(v: Any) -> Any:
     return v
 
 
-def build_gallery(out: Path) -> Path:
-    """Render every state into ``out`` (PNG files + index.html); returns the index path."""
+def build_gallery(out: Path, langs: tuple[str, ...] = LANG_CODES, large: bool = True) -> Path:
+    """Render every state in every language of ``langs`` (and, with ``large``, in large text)
+    into ``out`` (PNG files + index.html); returns the index path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for n, (label, screen) in enumerate(gallery_states(), 1):
-        pages = render(screen)
-        files = []
-        for k, page in enumerate(pages, 1):
-            name = f"{n:03d}-{screen.id}" + (f"-p{k}" if len(pages) > 1 else "") + ".png"
-            _frame(page).save(out / name)
-            files.append(name)
-        rows.append((label, screen, files))
+    modes = (False, True) if large else (False,)
+    states = gallery_states()
+    cells: dict[tuple[int, str, bool], list[str]] = {}
+    for n, (label, screen) in enumerate(states, 1):
+        for lang in langs:
+            for big in modes:
+                pages = render(screen, lang=lang, large=big)
+                files = []
+                for k, page in enumerate(pages, 1):
+                    name = (f"{n:03d}-{screen.id}-{lang}" + ("-large" if big else "")
+                            + (f"-p{k}" if len(pages) > 1 else "") + ".png")
+                    _frame(page).save(out / name)
+                    files.append(name)
+                cells[n, lang, big] = files
+    head = "".join(f"<th>{html.escape(language(lang).name)}<br><code>{lang}</code></th>" for lang in langs)
     parts = [
         "<!doctype html><html lang='ja'><head><meta charset='utf-8'><title>myna-reader screens</title>",
         "<style>body{font-family:sans-serif;background:#15171a;color:#ddd}table{border-collapse:collapse}"
         "td,th{border:1px solid #333;padding:6px;vertical-align:top}code,pre{font-size:12px;color:#9cf}"
-        "pre{white-space:pre-wrap;margin:0;color:#eee;font-size:14px}img{display:block;margin-bottom:4px}</style>",
-        "</head><body><h1>myna-reader: every screen state</h1>",
-        f"<p>{len(rows)} states, panel 256x64 SSD1322 shown x{SCALE}. Pages of a screen are cycled on the device.</p>",
-        "<table><tr><th>#</th><th>image</th><th>screen</th><th>params</th><th>text</th></tr>",
+        "pre{white-space:pre-wrap;margin:0;color:#eee;font-size:12px;max-width:260px}"
+        "img{display:block;margin-bottom:4px;width:280px}h2{margin-top:28px}"
+        ".large{font-size:11px;color:#aaa;margin-top:8px}</style>",
+        "</head><body><h1>myna-reader: every screen state in every language</h1>",
+        f"<p>{len(states)} states x {len(langs)} languages{' x (normal, large text)' if large else ''}, "
+        f"panel 256x64 SSD1322 shown x{SCALE} (scaled to fit). Pages of a screen are cycled on the device "
+        "(large text: key 9 shows the next page).</p>",
     ]
-    for n, (label, screen, files) in enumerate(rows, 1):
-        imgs = "".join(f"<img src='{html.escape(f)}' alt='{html.escape(label)}'>" for f in files)
-        params = json.dumps(_json(dict(screen.params)), ensure_ascii=False)
-        parts.append(
-            f"<tr><td>{n}</td><td>{imgs}</td><td><b>{html.escape(screen.id)}</b><br>{html.escape(label)}</td>"
-            f"<td><code>{html.escape(params)}</code></td><td><pre>{html.escape(screen_text(screen))}</pre></td></tr>"
-        )
-    parts.append("</table></body></html>")
+    by_screen: dict[str, list[int]] = {}
+    for n, (_, screen) in enumerate(states, 1):
+        by_screen.setdefault(screen.id, []).append(n)
+    parts.append("<p>" + " · ".join(f"<a href='#{sid}'>{sid}</a>" for sid in by_screen) + "</p>")
+    for sid, numbers in by_screen.items():
+        parts.append(f"<h2 id='{html.escape(sid)}'><b>{html.escape(sid)}</b></h2>")
+        parts.append(f"<table><tr><th>#</th><th>state</th>{head}</tr>")
+        for n in numbers:
+            label, screen = states[n - 1]
+            params = json.dumps(_json(dict(screen.params)), ensure_ascii=False)
+            row = [f"<tr><td>{n}</td><td>{html.escape(label)}<br><code>{html.escape(params)}</code></td>"]
+            for lang in langs:
+                cell = "".join(f"<img src='{html.escape(f)}' alt='{html.escape(label)} ({lang})'>"
+                               for f in cells[n, lang, False])
+                cell += f"<pre>{html.escape(screen_text(screen, lang))}</pre>"
+                if large:
+                    cell += "<div class='large'>large text</div>" + "".join(
+                        f"<img src='{html.escape(f)}' alt='{html.escape(label)} ({lang}, large)'>"
+                        for f in cells[n, lang, True])
+                row.append(f"<td>{cell}</td>")
+            parts.append("".join(row) + "</tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
     index = out / "index.html"
     index.write_text("\n".join(parts), encoding="utf-8")
     return index

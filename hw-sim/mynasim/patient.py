@@ -43,10 +43,39 @@ MOVE_S = (0.5, 0.9)
 FOLLOWER_KINDS = ("patient", "print_rotated", "print_turned", "print_bent", "replay", "slideshow")
 
 
+# The face hints a person acts on, by what they mean; the words are the screen's own, in
+# whatever language the patient chose (they understand the sentence, as a person does).
+_HINT_MEANING = {"turn_left": "left", "turn_right": "right", "face_front": "front", "ok": "front",
+                 "retry": "front", "head_straight": "straight", "hold_still": "hold", "blurred": "hold"}
+
+
+def _hint_sentences() -> list[tuple[str, str]]:
+    """(sentence as shown in some language, meaning), longest first so that a longer sentence
+    wins over one it contains."""
+    from mynad.ui.i18n import LANG_CODES, gettext
+    from mynad.ui.texts import FACE_HINTS
+
+    out = {}
+    for key, meaning in _HINT_MEANING.items():
+        for lang in LANG_CODES:
+            out[gettext(FACE_HINTS[key], lang)] = meaning
+    return sorted(out.items(), key=lambda kv: -len(kv[0]))
+
+
+_SENTENCES: list[tuple[str, str]] | None = None
+
+
 def read_prompt(text: str | None) -> str | None:
     """What a person understands from the screen: left | right | front | straight | hold | None."""
+    global _SENTENCES
     if not text:
         return None
+    if _SENTENCES is None:
+        _SENTENCES = _hint_sentences()
+    for sentence, meaning in _SENTENCES:
+        if sentence and sentence in text:
+            return meaning
+    # Japanese words a person also acts on when the sentence is worded differently
     if "左" in text:
         return "left"
     if "右" in text:

@@ -12,6 +12,7 @@ from mynad.card import tlv
 from mynad.card.errors import (BadResponse, CertificateInvalid, CodeBLocked, CodeBRejected, CodeBReserve, NoPinSet,
                                NotMynaCard, PinLocked, SecurityNotSatisfied, WrongPin, error_for_sw)
 from mynad.card.session import MynaCard
+from mynad.core import codes
 from mynad.core.secret import PinBuffer
 from mynasim.card import FaultPlan
 
@@ -52,7 +53,7 @@ def test_status_words_become_typed_errors():
         assert isinstance(error_for_sw(sw, "x"), PinLocked)
     assert isinstance(error_for_sw(0x6982, "x"), SecurityNotSatisfied)
     e = error_for_sw(0x6A82, "read EF 000A")
-    assert e.code == "001" and "6A82" in e.message and "read EF 000A" in e.message
+    assert e.code == codes.FILE_NOT_FOUND.code and "6A82" in e.message and "read EF 000A" in e.message
 
 
 def test_read_a_card_with_the_minimum_apdus(transport):

@@ -1,6 +1,6 @@
 """Command APDUs of the My Number card, exactly in the forms the public drivers use.
 
-Sources (../shared/docs/domain-research.md §B): OpenSC ``card-jpki.c`` and jpki/myna.
+Sources (docs/sources.md §S6): OpenSC ``card-jpki.c`` and jpki/myna.
 SELECT by AID with P2 ``0C`` (no FCI), EF by 2-byte id, READ BINARY with a 15-bit
 offset in P1P2, VERIFY ``00 20 00 80``, and COMPUTE DIGITAL SIGNATURE with CLA ``80``.
 Pure functions, no I/O: easy to test byte for byte.

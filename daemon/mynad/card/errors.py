@@ -1,44 +1,36 @@
 """Everything that can go wrong talking to a My Number card, as typed errors.
 
-Each error carries the reader error code the host and the screen show (staff look
-codes up on the counter sheet), a short ``reason`` key the UI has a Japanese text
-for, and a plain English ``message`` for the journal. No error ever carries PIN
-digits: the VERIFY data is never part of an error.
+Each error class names one cause of the reader-code table (``mynad.core.codes``)
+and takes its ``code`` (what the host and the screen show; staff look it up on
+docs/error-codes.md) and its ``reason`` key (what the screen text is chosen by)
+from that table, so a code is never written twice. ``message`` is a plain English
+sentence for the journal. No error ever carries PIN digits: the VERIFY data is
+never part of an error.
 """
 
 from __future__ import annotations
 
-CODE_UNREADABLE = "001"  # the card could not be read (removed, mute, garbage)
-CODE_NOT_MYNA = "002"    # not a My Number card / JPKI application missing
-CODE_PIN_LOCKED = "011"
+from typing import ClassVar
 
-REASONS: dict[str, str] = {
-    "removed": "the card was removed during a command",
-    "mute": "the card did not answer in time",
-    "timeout": "the card did not answer in time",
-    "not_myna": "this is not a My Number card (no JPKI application)",
-    "bad_response": "the card sent a malformed answer",
-    "cert_invalid": "the user-authentication certificate on the card is unreadable",
-    "security": "the card refused: security status not satisfied",
-    "not_found": "a file the visit needs is not on the card",
-    "locked": "the PIN is locked",
-    "wrong_pin": "the PIN was wrong",
-    "photo_invalid": "the face photo on the card is unusable",
-    "reader": "the card reader is not available",
-    "code_b_wrong": "the card refused the 照合番号B read from the card face",
-    "code_b_locked": "照合番号B is locked on this card",
-    "code_b_reserve": "照合番号B has too few tries left on this card to risk one",
-    "unexpected": "the card answered with an unexpected status",
-}
+from mynad.core import codes
+from mynad.core.codes import ReaderCode
 
 
 class CardError(Exception):
-    code = CODE_UNREADABLE
-    reason = "unexpected"
+    """A card failure; subclasses set ``cause`` and get ``code`` and ``reason`` from it."""
+
+    cause: ClassVar[ReaderCode] = codes.CARD_UNEXPECTED
+    code: ClassVar[str] = cause.code
+    reason: ClassVar[str] = cause.reason
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = cls.cause.code
+        cls.reason = cls.cause.reason
 
     def __init__(self, message: str | None = None, *, sw: int | None = None) -> None:
         self.sw = sw
-        text = message or REASONS.get(self.reason, "card error")
+        text = message or self.cause.meaning_en
         if sw is not None:
             text = f"{text} (SW {sw:04X})"
         self.message = text
@@ -46,59 +38,56 @@ class CardError(Exception):
 
 
 class CardRemoved(CardError):
-    reason = "removed"
+    cause = codes.CARD_REMOVED_MID_COMMAND
 
 
 class CardMute(CardError):
-    reason = "mute"
+    cause = codes.CARD_MUTE
 
 
 class ReaderGone(CardError):
-    reason = "reader"
+    cause = codes.READER_LOST
 
 
 class NotMynaCard(CardError):
-    code = CODE_NOT_MYNA
-    reason = "not_myna"
+    cause = codes.NOT_MYNA
 
 
 class BadResponse(CardError):
-    reason = "bad_response"
+    cause = codes.BAD_RESPONSE
 
 
 class CertificateInvalid(CardError):
-    reason = "cert_invalid"
+    cause = codes.CERT_UNREADABLE
 
 
 class SecurityNotSatisfied(CardError):
-    reason = "security"
+    cause = codes.SECURITY_NOT_SATISFIED
 
 
 class FileNotFound(CardError):
-    reason = "not_found"
+    cause = codes.FILE_NOT_FOUND
 
 
 class PhotoInvalid(CardError):
-    reason = "photo_invalid"
+    cause = codes.FACE_UNAVAILABLE
 
 
 class PinLocked(CardError):
-    code = CODE_PIN_LOCKED
-    reason = "locked"
+    cause = codes.PIN_LOCKED
 
 
 class NoPinSet(CardError):
     """A 顔認証マイナンバーカード: the card has no PIN, so VERIFY is never possible."""
 
-    code = CODE_PIN_LOCKED
-    reason = "locked"
+    cause = codes.NO_PIN
 
     def __init__(self, message: str | None = None, *, sw: int | None = None) -> None:
         super().__init__(message or "this card has no PIN (face-authentication-only card)", sw=sw)
 
 
 class WrongPin(CardError):
-    reason = "wrong_pin"
+    cause = codes.WRONG_PIN
 
     def __init__(self, tries_left: int, *, sw: int | None = None) -> None:
         self.tries_left = tries_left
@@ -108,7 +97,7 @@ class WrongPin(CardError):
 class CodeBRejected(CardError):
     """The card refused the 照合番号B read off the card face (a misread, or a worn card)."""
 
-    reason = "code_b_wrong"
+    cause = codes.CODE_B_WRONG
 
     def __init__(self, tries_left: int, *, sw: int | None = None) -> None:
         self.tries_left = tries_left
@@ -118,13 +107,13 @@ class CodeBRejected(CardError):
 class CodeBLocked(CardError):
     """照合番号B is locked: the face photo cannot be opened until the city office resets it."""
 
-    reason = "code_b_locked"
+    cause = codes.CODE_B_LOCKED
 
 
 class CodeBReserve(CardError):
     """Too few 照合番号B tries are left to spend one: the reader leaves them to the city office."""
 
-    reason = "code_b_reserve"
+    cause = codes.CODE_B_RESERVE
 
     def __init__(self, tries_left: int) -> None:
         self.tries_left = tries_left

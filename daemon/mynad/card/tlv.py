@@ -2,7 +2,7 @@
 
 The card-surface and text applications wrap their items in ``FF 20 L { DF21 … DF2A }``;
 newer cards may prepend bytes, so items are found by tag, never by fixed offset
-(domain-research §B.5). Malformed input raises ``ValueError`` for the caller to turn
+(docs/sources.md §S6). Malformed input raises ``ValueError`` for the caller to turn
 into a ``BadResponse``.
 """
 

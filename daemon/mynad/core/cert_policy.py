@@ -1,4 +1,4 @@
-"""The one place the certificate-expiry rule lives (reception-flow.md §2, seed 004).
+"""The one place the certificate-expiry rule lives (docs/reception-flow.md §4; sources: docs/sources.md §S2).
 
 - valid:    more than 3 months before expiry
 - expiring: from 3 months before expiry until the expiry date (alert, then normal flow)

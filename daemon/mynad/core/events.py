@@ -255,3 +255,14 @@ class Indicate(Action):
 @dataclass(frozen=True)
 class EndVisit(Action):
     """Forget everything about the visit (PIN buffer, photo embedding, challenge)."""
+
+
+@dataclass(frozen=True)
+class SetDisplay(Action):
+    """How the screens are drawn from now on: the patient's language (mynad.ui.i18n.LANG_CODES)
+    and whether the patient switched the text size (large text = the ``[display] large_text``
+    default, flipped when ``toggle_large``). Sent before the Show it applies to; back to
+    Japanese and the default size when the card is removed (docs/languages.md)."""
+
+    lang: str = "ja"
+    toggle_large: bool = False

@@ -6,7 +6,7 @@ replayed from its event list, and property tests can drive it through millions o
 event sequences. ``now`` is the loop's monotonic time, used only for the
 device-wide PIN throttle.
 
-The flow follows docs (reception-flow.md) row by row:
+The flow follows docs/reception-flow.md row by row:
 card → certificate check → method choice → face / PIN / staff check → host
 qualification (registration on the spot if needed) → consents (carried over if
 the patient keeps the previous answers) → 受付完了 → card removal.
@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from mynad.core import codes
 from mynad.core.cert_policy import CertState
 from mynad.core.config import FlowConfig
 from mynad.core.events import (
@@ -46,6 +47,7 @@ from mynad.core.events import (
     ReadCard,
     ResultStored,
     SendHost,
+    SetDisplay,
     Show,
     StaffPasswordChecked,
     StaffPasswordState,
@@ -58,31 +60,38 @@ from mynad.core.events import (
     VerifyPin,
 )
 from mynad.core.secret import PIN_LENGTH
+from mynad.ui.i18n import DEFAULT_LANG, LANG_CODES
 from mynad.ui.screens import Screen
 
 NEG = 10  # 終了する / 同意しない / 戻る / 取消
 POS = 12  # 次に進む / 同意する / 決定 / クリア (on the PIN pad)
 CHOICE_KEYS = (1, 2, 3, 4)
+LANG_KEY = 11  # on the first screen after the card is read: the language menu (docs/languages.md)
 
-# Reader error codes sent to the host with every abort (field practice: staff read
-# the code and call support). 001/002/006 follow the codes seen on real readers.
-CODE_CARD_UNREADABLE = "001"
-CODE_NOT_MYNA = "002"
-CODE_CERT_EXPIRED = "006"
-CODE_PIN_LOCKED = "011"
-CODE_FACE_FAILED = "012"
-CODE_HOST_TIMEOUT = "020"
-CODE_QUALIFICATION = "021"
-CODE_NOT_REGISTERED = "022"
-CODE_CANCELLED = "030"
-CODE_TIMEOUT = "031"
-CODE_CARD_REMOVED = "032"
-CODE_STAFF_REJECTED = "033"
-CODE_CHALLENGE_CONFLICT = "035"
-CODE_STAFF_UNAVAILABLE = "036"
-CODE_STORAGE = "040"
+# Reader error codes sent to the host with every abort and shown on every error screen
+# (field practice: staff read the code and call support). One code per cause, all from
+# the one table in mynad.core.codes (docs/error-codes.md is generated from it).
+CODE_NOT_MYNA = codes.NOT_MYNA.code
+CODE_CERT_EXPIRED = codes.CERT_EXPIRED.code
+CODE_WRONG_PIN = codes.WRONG_PIN.code
+CODE_PIN_LOCKED = codes.PIN_LOCKED.code
+CODE_FACE_FAILED = codes.FACE_FAILED.code
+CODE_PIN_THROTTLED = codes.PIN_THROTTLED.code
+CODE_FACE_UNAVAILABLE = codes.FACE_UNAVAILABLE.code
+CODE_HOST_TIMEOUT = codes.HOST_UNREACHABLE.code
+CODE_QUALIFICATION = codes.QUALIFICATION_FAILED.code
+CODE_NOT_REGISTERED = codes.NOT_REGISTERED.code
+CODE_CANCELLED = codes.CANCELLED.code
+CODE_TIMEOUT = codes.SCREEN_TIMEOUT.code
+CODE_CARD_REMOVED = codes.CARD_REMOVED.code
+CODE_STAFF_REJECTED = codes.STAFF_REJECTED.code
+CODE_CHALLENGE_CONFLICT = codes.CHALLENGE_CONFLICT.code
+CODE_STAFF_NOT_SET = codes.STAFF_PASSWORD_NOT_SET.code
+CODE_STAFF_WRONG = codes.STAFF_PASSWORD_WRONG.code
+CODE_STAFF_LOCKED = codes.STAFF_PASSWORD_LOCKED.code
+CODE_STORAGE = codes.STORAGE_FULL.code
 
-# Consent item -> OQS result-file flag names (domain-research.md A.2.7).
+# Consent item -> OQS result-file flag names (docs/reception-flow.md §10, docs/sources.md §S5).
 CONSENT_FLAGS: dict[str, tuple[str, ...]] = {
     "surgery": ("OperationInfoConsFlg",),
     "care_medicine": ("DiagnosisInfoConsFlg", "PharmacistsInfoConsFlg"),
@@ -95,6 +104,7 @@ CONSENT_FLAGS: dict[str, tuple[str, ...]] = {
 _INTERACTIVE = {
     "cert_notice", "method", "face", "face_failed", "pin_entry", "pin_last_try", "pin_locked",
     "staff_password", "staff_confirm", "staff_refused", "registration_offer", "registration_done", "carryover", "consent",
+    "language",
 }
 
 
@@ -125,7 +135,11 @@ class Visit:
     consents: dict[str, bool] = field(default_factory=dict)
     previous: dict[str, bool] | None = None
     finished: bool = False  # a visit.result or visit.aborted has been queued
+    abort_code: str | None = None  # the code sent with visit.aborted: the last screen shows the same
     reminded: bool = False
+    lang: str = DEFAULT_LANG  # the patient's language for this visit (language menu, key 11)
+    large_toggled: bool = False  # the patient switched the text size for this visit
+    lang_from: str = ""  # the state the language menu returns to ("method" | "cert_notice")
 
 
 class ReceptionFlow:
@@ -162,6 +176,7 @@ class ReceptionFlow:
 
     def start(self) -> list[Action]:
         self._out = []
+        self._emit(SetDisplay())  # after a restart of the flow, too: Japanese, default size
         self._show("idle", mode="auto")
         return self._flush()
 
@@ -194,7 +209,8 @@ class ReceptionFlow:
             v = self.visit
             if v is not None and event.visit_id == v.visit_id and self.state == "authenticating":
                 self._cancel_timer("host")
-                self._fail("host_error", "challenge_conflict", CODE_CHALLENGE_CONFLICT, code=CODE_CHALLENGE_CONFLICT)
+                self._fail("host_error", "challenge_conflict", CODE_CHALLENGE_CONFLICT, code=CODE_CHALLENGE_CONFLICT,
+                           reason=codes.CHALLENGE_CONFLICT.reason)
         elif isinstance(event, HostVisualCheck):
             self._host_visual_check()
         elif isinstance(event, TimerFired) and event.name == "visual_mode":
@@ -248,6 +264,7 @@ class ReceptionFlow:
         v = self.visit
         if v is not None and not v.finished:
             v.finished = True
+            v.abort_code = code
             self._send("visit.aborted", visit_id=v.visit_id, reason=reason, code=code)
 
     def _leave_pin(self) -> None:
@@ -274,6 +291,8 @@ class ReceptionFlow:
             if name != "visual_mode" or v.staff_from_host:
                 self._cancel_timer(name)
         self._emit(EndVisit(), Indicate(led="off"))
+        if v.lang != DEFAULT_LANG or v.large_toggled:
+            self._emit(SetDisplay())  # the next patient starts in Japanese, at the default size
         self.visit = None
         self.state = "idle"
         if v.staff_from_host or self.visual_armed:
@@ -286,10 +305,10 @@ class ReceptionFlow:
         """The host asks for 目視確認. It only ever leads to the staff password at the reader:
         a message on the host link alone never lets a patient through."""
         if not self.staff_available:
-            self._send("reader.event", kind="visual_check_refused", code=CODE_STAFF_UNAVAILABLE,
+            self._send("reader.event", kind="visual_check_refused", code=CODE_STAFF_NOT_SET,
                        message="目視確認 refused: no staff password is set on this reader")
             return
-        if self.state in ("method", "face_failed", "pin_locked") and self.visit is not None:
+        if self.state in ("method", "face_failed", "pin_locked", "language") and self.visit is not None:
             self._leave_pin()
             self.visit.staff_from_host = True
             self._send("reader.event", kind="mode_changed", mode="visual", code="", message="目視確認 started by staff")
@@ -311,12 +330,15 @@ class ReceptionFlow:
             self._idle_screen()
 
     def _cancel(self, reason: str) -> None:
-        """End the visit early; the card stays until the patient takes it."""
+        """End the visit early; the card stays until the patient takes it. The screen shows the
+        code the host got: the cause's own when the visit was already aborted for one (PIN
+        locked, not registered, staff could not confirm...), else 030 / 031."""
         code = {"timeout": CODE_TIMEOUT, "user": CODE_CANCELLED}.get(reason, CODE_CANCELLED)
         self._stop_face()
         self._leave_pin()
         self._abort({"user": "cancelled"}.get(reason, reason), code)
-        self._show("cancelled", reason=reason)
+        v = self.visit
+        self._show("cancelled", reason=reason, code=(v.abort_code if v is not None and v.abort_code else code))
         self._enter("ended")
         self._timer("notice", self.cfg.notice_s)
 
@@ -376,7 +398,7 @@ class ReceptionFlow:
             v.face_note = event.face_note if not event.photo else None
             self._send("visit.started", visit_id=v.visit_id, cert_state=event.cert_state.value)
             if event.cert_state is CertState.EXPIRED:
-                self._fail("cert_expired", "cert_expired", CODE_CERT_EXPIRED)
+                self._fail("cert_expired", "cert_expired", CODE_CERT_EXPIRED, code=CODE_CERT_EXPIRED)
             elif event.cert_state is CertState.GRACE:
                 v.qualification_only = True
                 self._show("cert_grace")
@@ -390,6 +412,8 @@ class ReceptionFlow:
     def _on_cert_notice(self, event: Event) -> None:
         if isinstance(event, KeyPressed) and event.pos == POS:
             self._to_method()
+        elif isinstance(event, KeyPressed) and event.pos == LANG_KEY:
+            self._language_menu()
         elif isinstance(event, FaceUnavailable):
             self._face_unavailable(event)
 
@@ -438,9 +462,49 @@ class ReceptionFlow:
         if isinstance(event, KeyPressed) and event.pos == NEG:
             self._cancel("user")
             return
+        if isinstance(event, KeyPressed) and event.pos == LANG_KEY:
+            self._language_menu()
+            return
         v = self.visit
         assert v is not None
         self._go(self._choice(event, list(v.choices or self._choices())))
+
+    # ------------------------------------------------------------ language and text size (key 11)
+
+    def _language_menu(self) -> None:
+        v = self.visit
+        assert v is not None
+        v.lang_from = self.state
+        self._show("language", current=v.lang)
+        self._enter("language")
+
+    def _on_language(self, event: Event) -> None:
+        """1..7 choose a language, 12 switches the text size, 10 (or 11 again) goes back
+        unchanged; then the screen the menu was opened from, in the new language."""
+        v = self.visit
+        assert v is not None
+        if isinstance(event, FaceUnavailable):
+            self._face_unavailable(event)
+            return
+        if not isinstance(event, KeyPressed):
+            return
+        if 1 <= event.pos <= len(LANG_CODES):
+            v.lang = LANG_CODES[event.pos - 1]
+            self._emit(SetDisplay(v.lang, v.large_toggled))
+        elif event.pos == POS:
+            v.large_toggled = not v.large_toggled
+            self._emit(SetDisplay(v.lang, v.large_toggled))
+        elif event.pos not in (NEG, LANG_KEY):
+            return
+        if v.lang_from == "cert_notice":
+            self._show("cert_grace" if v.qualification_only else "cert_expiring")
+            self._enter("cert_notice")
+        elif v.face_note:  # the same choices on the same keys as before the menu
+            self._show("method_choice", choices=v.choices, note=v.face_note)
+            self._enter("method")
+        else:
+            self._show("method_choice", choices=v.choices)
+            self._enter("method")
 
     def _go(self, choice: str | None) -> None:
         v = self.visit
@@ -473,11 +537,17 @@ class ReceptionFlow:
         self._emit(StartFace(v.face_attempt))
         self._enter("face")
 
+    def _face_code(self) -> str:
+        """012 when faces did not match; 015 when face authentication could not be used at all."""
+        v = self.visit
+        assert v is not None
+        return CODE_FACE_FAILED if v.face_possible else CODE_FACE_UNAVAILABLE
+
     def _face_failed(self) -> None:
         v = self.visit
         assert v is not None
         choices = [c for c in ("pin", "staff") if c != "pin" or v.has_pin]
-        self._show("face_failed", choices=tuple(choices), attempts_left=0)
+        self._show("face_failed", choices=tuple(choices), attempts_left=0, code=self._face_code())
         self._emit(Indicate(buzzer="error"))
         self._enter("face_failed")
 
@@ -512,7 +582,7 @@ class ReceptionFlow:
         v = self.visit
         assert v is not None
         if isinstance(event, KeyPressed) and event.pos == NEG:
-            self._abort("face_failed", CODE_FACE_FAILED)
+            self._abort("face_failed" if v.face_possible else "photo_invalid", self._face_code())
             self._cancel("user")
             return
         choices = [c for c in ("pin", "staff") if c != "pin" or v.has_pin]
@@ -531,7 +601,7 @@ class ReceptionFlow:
         if len(self._wrong_pins) >= self.cfg.throttle_max_wrong:
             self._throttled_until = self._now + self.cfg.throttle_block_s
             self._wrong_pins.clear()
-            self._send("reader.event", kind="pin_throttled", code=CODE_PIN_LOCKED,
+            self._send("reader.event", kind="pin_throttled", code=CODE_PIN_THROTTLED,
                        message="too many wrong PINs on this reader; PIN entry paused")
 
     def _start_pin(self) -> None:
@@ -544,7 +614,7 @@ class ReceptionFlow:
             self._pin_locked()
         elif self._throttled():
             seconds = int(self._throttled_until - self._now + 0.999)
-            self._show("pin_throttled", seconds=seconds)
+            self._show("pin_throttled", seconds=seconds, code=CODE_PIN_THROTTLED)
             self.state = "pin_throttled"
             self._timer("throttle", seconds)
         elif v.pin_tries == 1 and self.cfg.warn_last_try and not v.last_try_confirmed:
@@ -560,7 +630,7 @@ class ReceptionFlow:
         v = self.visit
         assert v is not None
         choices = tuple(c for c in ("face", "staff") if c != "face" or v.face_possible)
-        self._show("pin_locked", choices=choices)
+        self._show("pin_locked", choices=choices, code=CODE_PIN_LOCKED)
         self._emit(Indicate(buzzer="error"))
         self._send("reader.event", kind="pin_locked", code=CODE_PIN_LOCKED,
                    message="the card's PIN is locked; unlock at the municipal office", visit_id=v.visit_id)
@@ -624,7 +694,7 @@ class ReceptionFlow:
             v.pin_locked = True
             self._pin_locked()
             return
-        self._show("pin_backoff", seconds=int(self.cfg.pin_backoff_s + 0.999))
+        self._show("pin_backoff", seconds=int(self.cfg.pin_backoff_s + 0.999), code=CODE_WRONG_PIN)
         self._emit(Indicate(buzzer="error"))
         self.state = "pin_backoff"
         self._timer("backoff", self.cfg.pin_backoff_s)
@@ -703,16 +773,18 @@ class ReceptionFlow:
             # password) is the staff's matter; the patient goes back to the other methods
             self.staff_available = event.reason != "not_set"
             v.staff_from_host = False
-            self._send("reader.event", kind="visual_check_refused", code=CODE_STAFF_UNAVAILABLE,
+            code = CODE_STAFF_NOT_SET if event.reason == "not_set" else CODE_STAFF_LOCKED
+            self._send("reader.event", kind="visual_check_refused", code=code,
                        message=f"目視確認 refused: staff password {event.reason.replace('_', ' ')}",
                        visit_id=v.visit_id)
-            self._show("visual_check", stage=event.reason)
+            self._show("visual_check", stage=event.reason, code=code)
             self._enter("staff_refused")
             return
         v.staff_wrong += 1
         if v.staff_wrong >= 3:
-            self._send("reader.event", kind="staff_password_failed", code=CODE_STAFF_REJECTED,
+            self._send("reader.event", kind="staff_password_failed", code=CODE_STAFF_WRONG,
                        message="three wrong staff passwords", visit_id=v.visit_id)
+            self._abort(codes.STAFF_PASSWORD_WRONG.reason, CODE_STAFF_WRONG)
             self._cancel("user")
         else:
             self._start_staff()
@@ -753,13 +825,16 @@ class ReceptionFlow:
         v = self.visit
         assert v is not None
         if isinstance(event, TimerFired) and event.name == "host":
-            self._fail("host_error", "host_unreachable", CODE_HOST_TIMEOUT, code=CODE_HOST_TIMEOUT)
+            self._fail("host_error", "host_unreachable", CODE_HOST_TIMEOUT, code=CODE_HOST_TIMEOUT,
+                       reason=codes.HOST_UNREACHABLE.reason)
         elif isinstance(event, HostQualification) and event.visit_id == v.visit_id:
             self._cancel_timer("host")
             v.qualification = event
             if not event.ok:
                 code = event.error_code or CODE_QUALIFICATION
-                self._fail("host_error", "qualification_failed", code, code=code)
+                known = codes.by_code(code)  # the host's own codes are shown as they came
+                self._fail("host_error", "qualification_failed", code, code=code,
+                           reason=known.reason if known is not None else codes.QUALIFICATION_FAILED.reason)
             elif not event.registered:
                 self._show("registration_offer")
                 self._enter("registration_offer")

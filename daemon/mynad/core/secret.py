@@ -48,7 +48,8 @@ class PinBuffer:
 
         The caller owns the returned bytearray and must overwrite it after use.
         """
-        out = bytearray(self._buf[: self._len])
+        with memoryview(self._buf) as view:  # a slice of the bytearray itself would be a second copy
+            out = bytearray(view[: self._len])
         self.wipe()
         return out
 

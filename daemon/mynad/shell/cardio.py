@@ -80,7 +80,7 @@ class CardIO:
             return CardFailed(e.code, e.reason)
         except Exception as e:  # a driver bug must not kill the loop
             log.exception("card read failed unexpectedly")
-            return CardFailed("001", f"unexpected: {type(e).__name__}")
+            return CardFailed(CardError.code, f"{CardError.reason}: {type(e).__name__}")
 
     def _read(self, reader: str) -> Event:
         from mynad.card.channel import CardChannel
@@ -104,7 +104,7 @@ class CardIO:
         v = self.visit
         if v is None:
             pin.wipe()
-            return CardFailed("001", "no card")
+            return CardFailed(CardRemovedError.code, CardRemovedError.reason)  # the card left before VERIFY
         try:
             status = await self.run(v.card.verify_pin, pin)
             return PinChecked(ok=True, tries_left=status.tries_left, locked=False)

@@ -60,7 +60,10 @@ def describe_action(a: ev.Action) -> str | None:
     if isinstance(a, ev.Authenticate):
         return f"authenticating to the host by {a.method}" + (" (proxy)" if a.proxy else "")
     if isinstance(a, ev.SendHost):
-        return f"to host: {a.type}" + (f" ({a.fields.get('reason')})" if a.type == "visit.aborted" else "")
+        if a.type == "visit.aborted":  # the code too: technicians look it up in docs/error-codes.md
+            return f"to host: {a.type} ({a.fields.get('reason')}, code {a.fields.get('code')})"
+        return f"to host: {a.type}" + (f" ({a.fields.get('kind')}, code {a.fields.get('code')})"
+                                       if a.type == "reader.event" and a.fields.get("code") else "")
     if isinstance(a, ev.StartFace):
         return f"face attempt {a.attempt}: camera on"
     if isinstance(a, ev.StopFace):

@@ -116,7 +116,7 @@ class FaceIO:
                 del frame
                 if update.hint != last_hint and not update.done:
                     last_hint = update.hint
-                    post(FaceHint(update.hint))
+                    post(FaceHint(update.hint or "ok"))  # no hint: the plain "face the camera" text
                 if update.done:
                     log.info("face attempt %d: %s (match score %s%s)", attempt, update.reason,
                              f"{update.score:.3f}" if update.score is not None else "-",

@@ -34,10 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from myna_models.manifest import atomic_write_text
+from mynad.core import codes
 
 FILE_NAME = "open-visit.json"
-ABORT_REASON = "reader_restarted"
-ABORT_CODE = "034"  # 03x: the visit ended without the patient finishing it (030 cancelled … 033 staff)
+ABORT_REASON = codes.READER_RESTARTED.reason  # "reader_restarted"
+ABORT_CODE = codes.READER_RESTARTED.code  # "034": 03x, the visit ended before it was finished
 _VISIT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 

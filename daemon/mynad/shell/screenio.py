@@ -2,7 +2,17 @@
 
 Rendering is pure and fast; the panel write (SPI on the Pi, a PNG in the
 simulator) runs on a single display thread so the loop never waits on it and
-frames keep their order. A screen too long for one page is cycled page by page.
+frames keep their order. A screen too long for one page is paged:
+
+* normal text: each page shows for ``[display] page_s`` seconds, then the next;
+* large text (docs/languages.md): the page stays until the patient presses the page
+  key (9), or turns every ``[display] large_page_s`` seconds when that is set. PIN pad
+  screens have no free key (every key is a digit there), so their pages turn by
+  themselves at ``large_page_s`` or, when that is 0, at twice ``page_s``.
+
+The language and the text size are set by the flow's ``SetDisplay`` (the patient's choice
+for one visit) and hold until the next one; every catalogue is loaded when the display
+opens, so a missing one stops the start, not a visit.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from mynad.config import DisplaySection
+from mynad.ui.i18n import DEFAULT_LANG, load_all, normalise
 from mynad.ui.screens import Screen
 
 log = logging.getLogger("mynad.display")
@@ -25,28 +36,73 @@ class ScreenIO:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="display")
         self._pager: asyncio.Task | None = None
         self.current: Screen | None = None
+        self.lang = DEFAULT_LANG
+        self.large = bool(getattr(cfg, "large_text", False))
+        self.page = 0  # index of the page on the panel
+        self._pages: list = []
+        self._pad = False
+        self._meta: tuple[str, str, dict] = ("", "", {})
+        load_all()
+
+    def set_display(self, lang: str, toggle_large: bool = False) -> None:
+        """The visit's language and text size (``toggle_large`` flips the configured default);
+        the next ``show`` draws with them."""
+        self.lang = normalise(lang)
+        self.large = bool(getattr(self.cfg, "large_text", False)) != bool(toggle_large)
 
     def show(self, screen: Screen) -> None:
-        from mynad.ui.render import render
-        from mynad.ui.texts import screen_text
+        from mynad.ui.render import is_pad_screen, layout_content
+        from mynad.ui.texts import content, screen_text
 
         self.current = screen
-        pages = render(screen, size=(self.cfg.width, self.cfg.height))
-        text = screen_text(screen)
+        c = content(screen, self.lang)
+        pages = [p.image for p in layout_content(c, (self.cfg.width, self.cfg.height), self.large)]
+        text = screen_text(screen, self.lang)
         if self._pager is not None:
             self._pager.cancel()
             self._pager = None
         params = _json_safe(dict(screen.params))
+        self._pages, self.page, self._pad = pages, 0, is_pad_screen(c)
+        self._meta = (screen.id, text, params)
         self._push(pages[0], screen.id, text, params)
-        if len(pages) > 1:
-            self._pager = asyncio.ensure_future(self._cycle(pages, screen.id, text, params))
+        pace = self._pace()
+        if len(pages) > 1 and pace > 0:
+            self._pager = asyncio.ensure_future(self._cycle(pace))
 
-    async def _cycle(self, pages, screen_id: str, text: str, params: dict) -> None:
-        i = 0
+    def _pace(self) -> float:
+        """Seconds per page; 0 = the page waits for the page key."""
+        if not self.large:
+            return float(self.cfg.page_s)
+        slow = float(getattr(self.cfg, "large_page_s", 0.0) or 0.0)
+        if self._pad:
+            return slow or 2.0 * float(self.cfg.page_s)
+        return slow
+
+    @property
+    def pages(self) -> int:
+        return len(self._pages)
+
+    def page_key(self, pos: int) -> bool:
+        """True when ``pos`` is the page key (9) and it turned the page: the screen has several
+        pages and is not a PIN pad (where 9 is a digit). The flow never sees it."""
+        from mynad.ui.render import PAGE_KEY
+
+        if pos != PAGE_KEY or len(self._pages) < 2 or self._pad:
+            return False
+        self.page = (self.page + 1) % len(self._pages)
+        sid, text, params = self._meta
+        self._push(self._pages[self.page], sid, text, params)
+        if self._pager is not None:  # turned by hand: the next automatic turn waits a full period
+            self._pager.cancel()
+            self._pager = asyncio.ensure_future(self._cycle(self._pace()))
+        return True
+
+    async def _cycle(self, pace: float) -> None:
         while True:
-            await asyncio.sleep(self.cfg.page_s)
-            i = (i + 1) % len(pages)
-            self._push(pages[i], screen_id, text, params)
+            await asyncio.sleep(pace)
+            self.page = (self.page + 1) % len(self._pages)
+            sid, text, params = self._meta
+            self._push(self._pages[self.page], sid, text, params)
 
     def _push(self, image, screen_id: str, text: str, params: dict) -> None:
         fut = self._loop.run_in_executor(self._worker, self.display.show, image, screen_id, text, params)

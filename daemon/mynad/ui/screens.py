@@ -35,7 +35,7 @@ SCREENS: dict[str, dict[str, str]] = {
                       "note": "optional: why 顔認証 is not offered, see ui.texts.FACE_NOTES"},
     "face_guide": {"hint": "quality hint key, see ui.texts.FACE_HINTS", "attempt": "1-based", "attempts": "max"},
     "face_checking": {},
-    "face_failed": {"choices": "'pin' and/or 'staff' on keys 1,2; 終了する = 10", "attempts_left": "int"},
+    "face_failed": {"choices": "'pin' and/or 'staff' on keys 1,2; 終了する = 10", "attempts_left": "int", "code": "reader error code shown as エラーコード (optional)"},
     "pin_entry": {
         "layout": "tuple of 12 labels by position: digits as '0'..'9', '取消' at 10, 'クリア' at 12",
         "entered": "number of digits typed (0..4), shown as ● ○ ○ ○",
@@ -44,9 +44,9 @@ SCREENS: dict[str, dict[str, str]] = {
         "proxy": "True when a proxy (代理人) enters the PIN",
     },
     "pin_last_try": {},  # warning: a wrong PIN now locks the card; 12 = continue, 10 = back
-    "pin_backoff": {"seconds": "int, wait before the next try"},
-    "pin_locked": {"choices": "'face' and/or 'staff'; 終了する = 10"},
-    "pin_throttled": {"seconds": "int"},
+    "pin_backoff": {"seconds": "int, wait before the next try", "code": "reader error code shown as エラーコード (optional)"},
+    "pin_locked": {"choices": "'face' and/or 'staff'; 終了する = 10", "code": "reader error code shown as エラーコード (optional)"},
+    "pin_throttled": {"seconds": "int", "code": "reader error code shown as エラーコード (optional)"},
     "verifying": {},
     "consent_carryover": {"previous": "mapping consent item -> bool (previous answers here)"},  # 12 keep, 10 change
     "consent": {
@@ -62,9 +62,13 @@ SCREENS: dict[str, dict[str, str]] = {
     "host_error": {"code": "reader error code"},
     "saving": {"code": "None, or the reader error code while results cannot be stored (disk full)"},
     "visual_check": {"stage": "'password' | 'confirm' | 'locked' (staff lockout) | 'not_set' (no staff password)", "entered": "digits typed for the staff password",
-                     "layout": "the shuffled pad while the password is typed", "length": "password length"},
-    "cancelled": {"reason": "'user' | 'timeout' | 'card_removed'"},
+                     "layout": "the shuffled pad while the password is typed", "length": "password length",
+                     "code": "reader error code on 'locked' / 'not_set' (optional)"},
+    "cancelled": {"reason": "'user' | 'timeout' | 'card_removed'", "code": "reader error code shown as エラーコード (optional)"},
     "fault": {"code": "reader error code", "reason": "error key"},
+    # key 11 on the first screen after the card is read: languages on 1..7 (ui.i18n.LANGUAGES),
+    # 12 = text size (large text for this visit), 10 = back; docs/languages.md
+    "language": {"current": "language code now in use (ui.i18n.LANG_CODES)"},
 }
 
 # Consent items the catalogue may offer, in display order.

@@ -2,7 +2,7 @@
 
 Models the three applications the reader uses: 公的個人認証AP (JPKI), 券面事項入力補助AP
 (text) and 券面AP (face), with SELECT / READ BINARY / VERIFY / COMPUTE DIGITAL SIGNATURE
-and the status words of docs/virtual-card.md (sources: domain-research.md §B, §C.1).
+and the status words of docs/virtual-card.md (sources: docs/sources.md §S6, §S7).
 """
 
 from __future__ import annotations

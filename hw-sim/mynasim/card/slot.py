@@ -1,6 +1,6 @@
 """Plug a virtual card into vpcd (the real pcscd's virtual reader driver).
 
-vpcd protocol (stack-notes §1): the card side connects to 127.0.0.1:35963 (slot 0) or
+vpcd protocol (docs/sources.md §S9, docs/virtual-card.md): the card side connects to 127.0.0.1:35963 (slot 0) or
 :35964 (slot 1); connecting = card inserted, closing = card removed. Each message is a
 2-byte big-endian length + payload; a 1-byte payload is a control (0 power off, 1 power
 on, 2 reset, 4 send ATR), anything else a command APDU answered with a response APDU.
