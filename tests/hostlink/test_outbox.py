@@ -45,3 +45,20 @@ def test_seen_ids_persist(tmp_path):
     ob.remember("abc")
     ob.close()
     assert Outbox(tmp_path / "o.sqlite").seen("abc")
+
+
+def test_storing_a_visits_end_marks_it_closed_in_the_same_transaction(tmp_path):
+    """A restart asks ``closed`` before aborting a visit it finds open (soak finding: a result
+    stored just before a kill -9 was followed by an abort for the same visit)."""
+    from mynad.hostlink.outbox import Outbox
+
+    box = Outbox(tmp_path / "o.sqlite")
+    box.put({"id": "a", "type": "visit.started", "visit_id": "v1"})
+    assert not box.closed("v1")
+    box.put({"id": "b", "type": "visit.result", "visit_id": "v1"})
+    assert box.closed("v1")
+    box.ack("a")
+    box.ack("b")  # delivered and gone from the queue: still known as closed
+    assert box.closed("v1") and not box.closed("v2")
+    box.close()
+    assert Outbox(tmp_path / "o.sqlite").closed("v1")  # across a restart

@@ -143,3 +143,32 @@ def test_killed_the_moment_done_is_shown_the_result_still_reaches_the_host_once(
         rig.remove_card()
         rig.wait_host("visit.aborted", after=m, visit_id=next_id)
         rig.wait_screen("idle", after=m)
+
+
+def test_killed_after_the_result_was_stored_the_visit_is_not_also_aborted(rig: SimRig):
+    """Found by the soak (kill -9 a few ms after the decision): the result was in the outbox but
+    the open-visit note was still on disk, so the restart sent visit.aborted as well, and the host
+    got both. Storing a visit's end now marks it closed in the same SQLite transaction."""
+    from mynad.hostlink import messages
+    from mynad.hostlink.outbox import Outbox
+    from mynad.shell.openvisit import OpenVisitRecord
+
+    mark, visit_id = start_visit(rig)
+    rig.stop_daemon(signal.SIGKILL)  # ... at the moment between storing the end and clearing the note:
+    state = rig.run_dir / "state"
+    box = Outbox.in_state_dir(state)
+    box.put(messages.envelope({"type": "visit.aborted", "visit_id": visit_id, "reason": "card_removed",
+                               "code": "032"}))
+    box.close()
+    assert OpenVisitRecord(state).load() is not None
+    rig.remove_card()
+    rig.start_daemon()
+    aborted = rig.wait_host("visit.aborted", after=mark, timeout=30, visit_id=visit_id).data
+    assert aborted["reason"] == "card_removed"  # the stored end, not "reader_restarted"
+    _, next_id = start_visit(rig)  # the link keeps order: anything queued at start arrived before this
+    assert len(host_got(rig, mark, "visit.aborted", visit_id)) == 1
+    assert not record_path(rig).exists() or json.loads(record_path(rig).read_text())["visit_id"] == next_id
+    m = rig.mark()
+    rig.remove_card()
+    rig.wait_host("visit.aborted", after=m, visit_id=next_id)
+    rig.wait_screen("idle", after=m)

@@ -50,7 +50,16 @@ CREATE TABLE IF NOT EXISTS seen (
     n       INTEGER PRIMARY KEY AUTOINCREMENT,
     id      TEXT NOT NULL UNIQUE
 );
+CREATE TABLE IF NOT EXISTS closed (
+    n        INTEGER PRIMARY KEY AUTOINCREMENT,
+    visit_id TEXT NOT NULL UNIQUE
+);
 """
+
+# Message types that end a visit at the host; storing one records the visit as closed in the
+# same transaction, so a restart can tell "ended, maybe not yet delivered" from "interrupted".
+CLOSING_TYPES = ("visit.result", "visit.aborted")
+CLOSED_KEEP = 2_000
 
 
 class Outbox:
@@ -83,8 +92,27 @@ class Outbox:
                 raise OutboxFull(
                     f"the host outbox already holds {count} unacknowledged messages (limit {self.limit}); "
                     f"the host has not acknowledged anything for a long time, so {msg.get('type')} was not stored")
-            self._db.execute("INSERT INTO outbox(id, type, body, stored) VALUES (?, ?, ?, ?)",
-                             (str(msg["id"]), str(msg["type"]), body, time.time()))
+            visit_id = msg.get("visit_id") if msg.get("type") in CLOSING_TYPES else None
+            if not isinstance(visit_id, str):
+                self._db.execute("INSERT INTO outbox(id, type, body, stored) VALUES (?, ?, ?, ?)",
+                                 (str(msg["id"]), str(msg["type"]), body, time.time()))
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO outbox(id, type, body, stored) VALUES (?, ?, ?, ?)",
+                                 (str(msg["id"]), str(msg["type"]), body, time.time()))
+                self._db.execute("INSERT OR IGNORE INTO closed(visit_id) VALUES (?)", (visit_id,))
+                self._db.execute("DELETE FROM closed WHERE n <= (SELECT MAX(n) FROM closed) - ?", (CLOSED_KEEP,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def closed(self, visit_id: str) -> bool:
+        """A visit.result or visit.aborted for ``visit_id`` was stored (whether or not the host
+        has it yet): the visit ended, and a restart must not abort it a second time."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM closed WHERE visit_id = ?", (visit_id,)).fetchone() is not None
 
     def head(self) -> dict[str, Any] | None:
         """The oldest unacknowledged message, or None."""
@@ -199,6 +227,10 @@ class MemoryOutbox:
     def rejected(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._rejected)
+
+    def closed(self, visit_id: str) -> bool:
+        with self._lock:
+            return any(m.get("visit_id") == visit_id and m.get("type") in CLOSING_TYPES for m in self._q)
 
     def seen(self, msg_id: str) -> bool:
         with self._lock:

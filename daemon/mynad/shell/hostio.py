@@ -128,6 +128,16 @@ class HostIO:
         """Messages queued for the outbox and not yet stored."""
         return self._queue.qsize() + (self._current is not None)
 
+    def visit_closed(self, visit_id: str) -> bool:
+        """The visit's result or abort is already in the durable outbox (at start, before any
+        new visit: a short synchronous SQLite read)."""
+        outbox = self.link.outbox if self.link is not None else None
+        try:
+            return bool(outbox is not None and outbox.closed(visit_id))
+        except Exception as e:  # unreadable: assume not closed (an abort is the safe side)
+            log.warning("host: cannot tell whether visit %s ended before the restart: %s", visit_id, e)
+            return False
+
     def alive(self) -> bool:
         """For the watchdog: the sender task and the link's own tasks are running."""
         if self._sender is None or self._sender.done():
