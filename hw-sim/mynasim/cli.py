@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     from mynasim.cardface.cli import add_card_face
 
     add_card_face(sub)
+    from mynasim.soak.cli import add_soak
+
+    add_soak(sub)
     args = parser.parse_args(argv)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     if args.cmd == "demo":
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo(Path(args.out), profile=args.profile, echo=not args.quiet, method=args.method,
                         camera=args.camera)
-    if args.cmd == "card-face":
+    if args.cmd in ("card-face", "soak"):
         return args.func(args)
     if args.cmd == "gallery":
         from mynasim.gallery import build_gallery

@@ -1,0 +1,87 @@
+"""``mynasim soak`` on the command line (registered by mynasim.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mynasim.soak.plan import FAULT_KINDS, MQTT_FAULT_KINDS, PlanOptions, directed_plan
+
+
+def add_soak(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("soak", help="PIN and face visits through the real daemon with faults, then an audit",
+                       description="Visits through the real daemon (pcscd + virtual card, pty host link, "
+                                   "sim keypad/cameras) under a systemd-like supervisor, with faults at random "
+                                   "moments; at the end every decided result must have reached the host exactly "
+                                   "once, no visit open or stuck, no traceback, no PIN or 照合番号B anywhere. "
+                                   "Exit 1 on any audit failure. See docs/soak.md.")
+    p.add_argument("--visits", type=int, default=100)
+    p.add_argument("--seed", type=int, default=1, help="the plan (visits, faults, moments) is drawn from it")
+    p.add_argument("--out", default="out/soak", help="run folder (timeline, logs, screens); emptied first")
+    p.add_argument("--face-share", type=float, default=0.15, help="share of face visits")
+    p.add_argument("--min-face", type=int, default=0, help="at least this many face visits")
+    p.add_argument("--fault-share", type=float, default=0.35, help="share of visits with a fault")
+    p.add_argument("--faults", default=",".join(FAULT_KINDS),
+                   help=f"fault kinds to use, comma-separated (default all: {','.join(FAULT_KINDS)})")
+    p.add_argument("--directed", metavar="KIND@MOMENT",
+                   help="every visit gets this one fault at this moment (e.g. kill9@decided, disk_full@consent)")
+    p.add_argument("--step", type=float, default=0.0,
+                   help="with --directed: visit n fires (n-1)*STEP seconds after the moment (a sweep)")
+    p.add_argument("--transport", choices=("serial", "mqtt"), default="serial")
+    p.add_argument("--watchdog-s", type=float, default=4.0, help="WatchdogSec the supervisor gives mynad")
+    p.add_argument("--real-timers", action="store_true", help="keep the flow's own timers (default: short ones)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--echo", action="store_true", help="echo the daemon's log")
+    p.add_argument("--audit-only", metavar="DIR", help="audit a kept run folder again, without running")
+    p.set_defaults(func=run_soak_cli)
+
+
+def run_soak_cli(args: argparse.Namespace) -> int:
+    from mynasim.soak.runner import SoakAborted, SoakRunner
+    from mynasim.soak.summary import summary_table
+
+    if args.transport == "mqtt":
+        print(f"mynasim soak: --transport mqtt is not supported yet (its faults {', '.join(MQTT_FAULT_KINDS)} "
+              "need a broker the soak starts and restarts); use serial", file=sys.stderr)
+        return 2
+    kinds = tuple(k for k in args.faults.split(",") if k)
+    unknown = set(kinds) - set(FAULT_KINDS)
+    if unknown:
+        print(f"mynasim soak: unknown fault kind(s) {', '.join(sorted(unknown))}; "
+              f"known: {', '.join(FAULT_KINDS)}", file=sys.stderr)
+        return 2
+    options = PlanOptions(face_share=args.face_share, fault_share=args.fault_share, fault_kinds=kinds,
+                          min_face=args.min_face)
+    runner = SoakRunner(Path(args.audit_only or args.out), args.visits, args.seed, options=options,
+                        fast=not args.real_timers, echo=args.echo, progress=not args.no_progress,
+                        watchdog_s=args.watchdog_s)
+    if args.directed:
+        kind, _, at = args.directed.partition("@")
+        try:
+            runner.plan = directed_plan(runner.plan, kind, at or "decided", step_s=args.step)
+        except ValueError as e:
+            print(f"mynasim soak: --directed: {e}", file=sys.stderr)
+            return 2
+        runner.fault_counts = {kind: {"planned": len(runner.plan), "done": 0, "skipped": 0}}
+    if args.audit_only:
+        report = runner.audit()
+        failures = report.failures()
+        print("\n".join(f"FAIL {f}" for f in failures) or "audit passed", flush=True)
+        print(report.counts())
+        return 1 if failures else 0
+    try:
+        result = runner.run()
+    except SoakAborted as e:
+        print(f"mynasim soak: stopped: {e}", file=sys.stderr)
+        return 1
+    print(summary_table(visits=result.outcomes, faults=result.faults, report=result.report, seconds=result.seconds,
+                        state_fs=result.state_fs, supervisor=result.supervisor, seed=args.seed, notes=result.notes))
+    failures = result.report.failures()
+    if failures:
+        print(f"\nAUDIT FAILED ({len(failures)} items; run folder {result.run_dir}):")
+        for f in failures:
+            print(f"  FAIL {f}")
+        return 1
+    print(f"\naudit passed (run folder {result.run_dir})")
+    return 0
