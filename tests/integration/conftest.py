@@ -20,6 +20,9 @@ def running_rig(folder, **overrides):
     """A started rig; at the end the daemon must exit cleanly and its log hold no traceback."""
     _need("pcscd")
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    # no speaker unless a test asks for one: spoken prompts are tested where they matter
+    # (test_languages.py, the demo), and synthesis elsewhere only costs the suite CPU time
+    overrides.setdefault("voice", {"backend": "none"})
     r = SimRig(folder, overrides=overrides or None, echo=bool(os.environ.get("MYNA_ECHO")))
     r.start()
     yield r

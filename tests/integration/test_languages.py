@@ -22,7 +22,7 @@ KANA = re.compile(r"[\u3040-\u30ff]")  # hiragana and katakana: Japanese sentenc
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory) -> SimRig:
-    yield from running_rig(tmp_path_factory.mktemp("languages"))
+    yield from running_rig(tmp_path_factory.mktemp("languages"), voice={"backend": "sim"})
 
 
 def pick_language(rig: SimRig, mark: int, lang: str) -> list[str]:

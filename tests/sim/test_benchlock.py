@@ -16,9 +16,18 @@ CHILD = ("import sys; sys.path.insert(0, {p!r}); from mynasim import benchlock a
          "b.LOCK_PATH = __import__('pathlib').Path({lock!r}); b.acquire(); print('held'); b.release()")
 
 
-def test_a_child_of_the_holder_uses_the_bench_without_waiting(tmp_path, monkeypatch):
+def fresh(monkeypatch, tmp_path) -> Path:
+    """This process as if it held nothing (the suite's own pcscd fixture may hold the real bench)."""
     lock = tmp_path / "bench.lock"
     monkeypatch.setattr(benchlock, "LOCK_PATH", lock)
+    monkeypatch.setattr(benchlock, "_count", 0)
+    monkeypatch.setattr(benchlock, "_file", None)
+    monkeypatch.delenv(benchlock.HELD_ENV, raising=False)
+    return lock
+
+
+def test_a_child_of_the_holder_uses_the_bench_without_waiting(tmp_path, monkeypatch):
+    lock = fresh(monkeypatch, tmp_path)
     benchlock.acquire()
     try:
         assert os.environ[benchlock.HELD_ENV] == str(os.getpid())
@@ -31,8 +40,7 @@ def test_a_child_of_the_holder_uses_the_bench_without_waiting(tmp_path, monkeypa
 
 
 def test_an_unrelated_process_waits_until_the_holder_releases(tmp_path, monkeypatch):
-    lock = tmp_path / "bench.lock"
-    monkeypatch.setattr(benchlock, "LOCK_PATH", lock)
+    lock = fresh(monkeypatch, tmp_path)
     benchlock.acquire()
     env = {k: v for k, v in os.environ.items() if k != benchlock.HELD_ENV}  # not our child, as far as it knows
     p = subprocess.Popen([sys.executable, "-c", CHILD.format(p=HW_SIM, lock=str(lock))], env=env,
