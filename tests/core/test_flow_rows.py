@@ -479,3 +479,21 @@ def test_second_different_challenge_aborts_the_visit(d: Driver):
     d.send(ev.ChallengeConflict(vid))
     assert d.screen.id == "host_error" and d.screen.params["code"] == "035"
     assert d.host("visit.aborted")[-1].fields["reason"] == "challenge_conflict"
+
+
+def test_face_unavailable_shows_the_causes_own_code(d: Driver):
+    """Issue #11: 照合番号B refused by the card (019) showed 015 like any unusable photo."""
+    d.insert()
+    d.send(ev.FaceUnavailable("the card refused 照合番号B", code="019", abort_reason="code_b_wrong"))
+    d.choose("face")
+    assert d.screen.id == "face_failed" and d.screen.params["code"] == "019"
+    d.key(NEG)
+    aborted = d.host("visit.aborted")[-1].fields
+    assert aborted["code"] == "019" and aborted["reason"] == "code_b_wrong"
+
+
+def test_face_unavailable_without_a_cause_is_015(d: Driver):
+    d.insert()
+    d.send(ev.FaceUnavailable("no face in the card photo"))
+    d.choose("face")
+    assert d.screen.params["code"] == "015"

@@ -106,6 +106,8 @@ class FaceUnavailable(Event):
     """The card photo could not be read or has no usable face."""
 
     reason: str
+    code: str | None = None  # the cause's reader code (照合番号B refused 019, locked 017, ...); None: 015
+    abort_reason: str | None = None  # the cause's reason key for the host (None: photo_invalid)
 
 
 @dataclass(frozen=True)

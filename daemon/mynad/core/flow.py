@@ -118,6 +118,7 @@ class Visit:
     has_pin: bool = True
     face_possible: bool = True
     face_note: str | None = None  # why 顔認証 is not offered (shown under the method choice)
+    face_unavailable: tuple[str, str] | None = None  # (code, reason) of why the photo could not be used
     face_attempt: int = 0
     face_score: float | None = None
     method: str | None = None
@@ -524,6 +525,8 @@ class ReceptionFlow:
         v = self.visit
         assert v is not None
         v.face_possible = False
+        if event.code:  # the cause's own code on the face-failed screen and in the abort
+            v.face_unavailable = (event.code, event.abort_reason or "photo_invalid")
 
     def _start_face(self) -> None:
         v = self.visit
@@ -541,7 +544,9 @@ class ReceptionFlow:
         """012 when faces did not match; 015 when face authentication could not be used at all."""
         v = self.visit
         assert v is not None
-        return CODE_FACE_FAILED if v.face_possible else CODE_FACE_UNAVAILABLE
+        if v.face_possible:
+            return CODE_FACE_FAILED
+        return v.face_unavailable[0] if v.face_unavailable else CODE_FACE_UNAVAILABLE
 
     def _face_failed(self) -> None:
         v = self.visit
@@ -582,7 +587,8 @@ class ReceptionFlow:
         v = self.visit
         assert v is not None
         if isinstance(event, KeyPressed) and event.pos == NEG:
-            self._abort("face_failed" if v.face_possible else "photo_invalid", self._face_code())
+            self._abort("face_failed" if v.face_possible else
+                        (v.face_unavailable[1] if v.face_unavailable else "photo_invalid"), self._face_code())
             self._cancel("user")
             return
         choices = [c for c in ("pin", "staff") if c != "pin" or v.has_pin]

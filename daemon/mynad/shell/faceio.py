@@ -78,7 +78,12 @@ class FaceIO:
         except Exception as e:
             reason = getattr(e, "message", None) or f"{type(e).__name__}"
             log.warning("card photo unusable for face authentication: %s", reason)
-            self._post(FaceUnavailable(str(reason)))
+            # a card error carries its cause (照合番号B refused: 019, locked: 017); others are 015
+            from mynad.card.errors import CardError
+
+            card = e if isinstance(e, CardError) else None
+            self._post(FaceUnavailable(str(reason), code=card.code if card else None,
+                                       abort_reason=card.reason if card else None))
             return None
 
     def start(self, attempt: int) -> None:
