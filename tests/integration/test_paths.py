@@ -8,6 +8,13 @@ from __future__ import annotations
 import pytest
 
 from mynasim.rig import STAFF_PASSWORD, SimRig
+from tests.integration.conftest import running_rig
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory) -> SimRig:
+    # the take-your-card reminder after 5 s instead of the config's 15: one test waits for it
+    yield from running_rig(tmp_path_factory.mktemp("paths"), flow={"card_left_s": 5.0})
 
 pytestmark = pytest.mark.pcscd
 
