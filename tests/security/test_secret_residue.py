@@ -24,7 +24,12 @@ FAST = ScryptParams(10, 8, 1)
 
 
 def _digits(n: int) -> list[int]:
-    return [b % 10 for b in os.urandom(n)]
+    """Random digits that no object in this process holds yet: a full suite is full of numbers
+    ("2147483648" holds "483648"), and a secret that was never typed must not count as a leak."""
+    while True:
+        digits = [b % 10 for b in os.urandom(n)]
+        if _reachable_copies(digits) == 0:
+            return digits
 
 
 def _typed(digits: list[int]) -> bytearray:
