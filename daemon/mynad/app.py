@@ -31,6 +31,7 @@ from mynad.shell.hostio import HostIO, HostQueueFull, cons_time
 from mynad.shell.openvisit import ABORT_CODE, ABORT_REASON, OpenVisitError, OpenVisitRecord
 from mynad.shell.pinentry import PinEntry
 from mynad.shell.screenio import ScreenIO
+from mynad.staffauth import StaffGate
 
 log = logging.getLogger("mynad")
 
@@ -109,8 +110,7 @@ class App:
         self._closers.append(("display", self.screen.close))
         from mynad.shell.voiceio import VoiceIO  # spoken prompts and chimes (docs/voice.md)
 
-        self.voice = VoiceIO(cfg.voice, d.voice, self.loop, state_dir=cfg.reader.state_dir,
-                             lang_of=lambda: self.screen.lang)  # the visit's language (SetDisplay)
+        self.voice = VoiceIO(cfg.voice, d.voice, self.loop, state_dir=cfg.reader.state_dir)
         self._closers.append(("voice", self.voice.close))
         self.voice.warm_up()
         self.face = FaceIO(cfg.face, d.camera, self.post, self.loop,
@@ -127,6 +127,7 @@ class App:
         except Exception as e:
             raise StartupError(f"host link: {getattr(e, 'message', None) or e}") from e
         self.open_visit = OpenVisitRecord(cfg.reader.state_dir)
+        self.staff = StaffGate.for_config(cfg)
         self._close_interrupted_visit()
         self.card = CardIO(cfg.card, self.post, self.loop, self._on_reader_event)
         self._closers.append(("card reader", self.card.stop))
@@ -144,9 +145,7 @@ class App:
             self.post(ev.StorageChanged(False, self.host.storage_error))
 
     def _staff_available(self) -> bool:
-        from mynad.staffauth import gate_for
-
-        return gate_for(self.cfg).is_set()
+        return self.staff.is_set()
 
     def _healthy(self) -> bool:
         """What the systemd watchdog ping stands for: the card monitor and the host link
@@ -288,11 +287,9 @@ class App:
         elif isinstance(a, ev.VerifyPin):
             self._spawn(self._verify(self.pin.take()))
         elif isinstance(a, ev.CheckStaffPassword):
-            from mynad.staffauth import gate_for
-
             # scrypt on a worker thread (wipes the digits); outcome: ok | wrong | locked | not_set
-            gate_for(self.cfg).submit(self.pin.take().take_ascii(), self.loop,
-                                      lambda v: self.post(ev.StaffPasswordChecked(v.ok, v.outcome)))
+            self.staff.submit(self.pin.take().take_ascii(), self.loop,
+                              lambda v: self.post(ev.StaffPasswordChecked(v.ok, v.outcome)))
         elif isinstance(a, ev.StartFace):
             self.face.start(a.attempt)
         elif isinstance(a, ev.StopFace):

@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from mynad.durable import atomic_write, fsync_dir
+
 log = logging.getLogger("mynad.staffauth")
 
 PASSWORD_FILE = "staff-password"
@@ -143,36 +145,12 @@ def valid_digits(secret: bytearray, length: int) -> bool:
 
 
 def _write_private(path: Path, text: str, like: Path) -> None:
-    """Write ``text`` atomically as a 0600 file owned like ``like`` (the state dir).
-
-    ``mynactl`` runs as root but the daemon (user myna) must read the file, so it is
-    handed to the state dir's owner. fsync before and after the rename: the record must
-    survive a power cut as either the old or the new password, never half of one.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        st = like.stat()
-        if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
-            os.fchown(fd, st.st_uid, st.st_gid)
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Write ``text`` atomically as a 0600 file owned like ``like`` (the state dir): ``mynactl``
+    runs as root but the daemon (user myna) must read the file. The record survives a power
+    cut as either the old or the new password, never half of one (mynad.durable)."""
+    st = like.stat()
+    owner = (st.st_uid, st.st_gid) if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0) else None
+    atomic_write(path, text.encode(), mode=0o600, owner=owner)
 
 
 def set_password(state_dir: Path, secret: bytearray, *, length: int,
@@ -205,7 +183,7 @@ def clear_password(state_dir: Path) -> bool:
     except FileNotFoundError:
         return False
     (Path(state_dir) / LOCKOUT_FILE).unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     log.info("staff password cleared")
     return True
 
@@ -283,6 +261,12 @@ class StaffGate:
     ``check`` blocks for the scrypt time (0.1-1 s), so the daemon calls ``submit``,
     which runs it on a worker thread (hashlib releases the GIL while hashing).
     """
+
+    @classmethod
+    def for_config(cls, cfg) -> "StaffGate":  # cfg: mynad.config.DaemonConfig
+        """The gate the daemon keeps for its whole run (its lock serialises checks)."""
+        return cls(cfg.reader.state_dir, LockoutPolicy(cfg.staff.max_wrong, cfg.staff.lock_s, cfg.staff.lock_max_s),
+                   length=cfg.flow.staff_password_length)
 
     def __init__(self, state_dir: Path, policy: LockoutPolicy = LockoutPolicy(), *,
                  length: int | None = None, clock: Callable[[], float] = time.time) -> None:
@@ -390,16 +374,3 @@ class StaffGate:
 
     def _save_lockout(self, state: LockoutState) -> None:
         _write_private(self.lockout_path, json.dumps(dataclasses.asdict(state)) + "\n", like=self.state_dir)
-
-
-_GATES: dict[tuple[Path, LockoutPolicy, int], StaffGate] = {}
-
-
-def gate_for(cfg) -> StaffGate:  # cfg: mynad.config.DaemonConfig
-    """The daemon's one gate for its config (the lock in it serialises checks)."""
-    policy = LockoutPolicy(cfg.staff.max_wrong, cfg.staff.lock_s, cfg.staff.lock_max_s)
-    key = (Path(cfg.reader.state_dir), policy, cfg.flow.staff_password_length)
-    gate = _GATES.get(key)
-    if gate is None:
-        gate = _GATES[key] = StaffGate(key[0], policy, length=key[2])
-    return gate

@@ -176,7 +176,7 @@ def _keypad(cfg: Any, bus: str, on_key: Callable[[int], None]) -> Keys:
     else:
         import RPi.GPIO as gpio  # lazy: only on the Pi (typed by types-RPi.GPIO)
     return MatrixKeypad(gpio, k.rows, k.cols, on_key=on_key, scan_hz=k.scan_hz, debounce_ms=k.debounce_ms,
-                        irq=getattr(k, "irq", True))
+                        irq=k.irq)
 
 
 def _camera(cfg: Any, bus: str) -> Camera:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
+
+from myna_drivers.numbered_files import NumberedFiles
 
 log = logging.getLogger("myna.display")
 
@@ -53,8 +54,7 @@ class SimDisplay:
     def __init__(self, cfg: Any, bus_path: str = "") -> None:
         self.size = (int(cfg.width), int(cfg.height))
         self.out_dir = Path(cfg.out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.count = _last_frame_number(self.out_dir)
+        self.files = NumberedFiles(self.out_dir, ".png")
         self.bus = None
         if bus_path:
             from myna_drivers.simbus import SimBus
@@ -72,8 +72,7 @@ class SimDisplay:
             log.info("luma.emulator unavailable (%s); writing PNGs with PIL", e)
 
     def show(self, image, screen_id: str, text: str, params: dict) -> None:
-        self.count += 1
-        path = self.out_dir / f"{self.count:04d}-{_safe(screen_id)}.png"
+        path = self.files.next(screen_id)
         frame = _fit(image, self.size).convert("RGB")
         if self.device is not None:
             # capture numbers frames itself; point its template at our name for this frame
@@ -99,17 +98,3 @@ def _fit(image, size: tuple[int, int]):
         canvas.paste(image.crop((0, 0, min(image.width, size[0]), min(image.height, size[1]))), (0, 0))
         return canvas
     return image
-
-
-def _safe(screen_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", screen_id) or "screen"
-
-
-def _last_frame_number(folder: Path) -> int:
-    """Continue numbering after frames already in the folder (a daemon restart)."""
-    best = 0
-    for p in folder.glob("[0-9][0-9][0-9][0-9]*-*.png"):
-        m = re.match(r"(\d+)-", p.name)
-        if m:
-            best = max(best, int(m.group(1)))
-    return best

@@ -36,9 +36,9 @@ as tones: the same pitches and rhythm, so "card detected", "ok", "error" and
 
 from __future__ import annotations
 
+import abc
 import logging
 import math
-import re
 import shutil
 import subprocess
 import threading
@@ -49,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from myna_drivers.numbered_files import NumberedFiles
 
 log = logging.getLogger("myna.voice")
 
@@ -139,7 +141,7 @@ class _Item:
     label: dict[str, Any] = field(default_factory=dict)
 
 
-class _Player:
+class _Player(abc.ABC):
     """The queue and worker thread both players share; subclasses only ``_play`` one clip."""
 
     def __init__(self, volume: int, name: str) -> None:
@@ -237,8 +239,9 @@ class _Player:
                     self._playing = None
                     self._cond.notify_all()
 
-    def _play(self, item: _Item, samples: np.ndarray) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _play(self, item: _Item, samples: np.ndarray) -> None:
+        """Play (or record) one clip; return early when ``self._cut`` is set."""
 
 
 class AlsaVoice(_Player):
@@ -311,8 +314,7 @@ class SimVoice(_Player):
     def __init__(self, out_dir: Path, bus_path: str = "", volume: int = 70) -> None:
         super().__init__(volume, "voice-sim")
         self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.count = _last_number(self.out_dir)
+        self.files = NumberedFiles(self.out_dir, ".wav")
         self.bus = None
         if bus_path:
             from myna_drivers.simbus import SimBus
@@ -322,9 +324,8 @@ class SimVoice(_Player):
         self._start()
 
     def _play(self, item: _Item, samples: np.ndarray) -> None:
-        self.count += 1
         what = item.label.get("screen") if item.kind == "prompt" else f"chime-{item.label.get('pattern')}"
-        path = self.out_dir / f"{self.count:04d}-{_safe(str(what or item.kind))}.wav"
+        path = self.files.next(str(what or item.kind))
         clip = Clip(samples, item.clip.rate)
         write_wav(path, clip)
         self.written.append(path)
@@ -334,17 +335,3 @@ class SimVoice(_Player):
         if self._cut.wait(clip.seconds):
             if self.bus is not None:
                 self.bus.send("voice", kind="cut", file=str(path), **item.label)
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "clip"
-
-
-def _last_number(folder: Path) -> int:
-    """Continue numbering after the files already there (a daemon restart)."""
-    best = 0
-    for p in folder.glob("[0-9][0-9][0-9][0-9]*-*.wav"):
-        m = re.match(r"(\d+)-", p.name)
-        if m:
-            best = max(best, int(m.group(1)))
-    return best

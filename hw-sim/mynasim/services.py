@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
 
 PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 
@@ -82,3 +83,59 @@ class Pcscd:
 
             self._bench = False
             benchlock.release()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mosquitto:
+    """A private mosquitto broker for one config file (tests): ready once every listener in
+    ``ports`` accepts a TCP connection, stopped (and only it) by ``stop``. Started as root it
+    drops to user mosquitto, so the config and every file it names must be world-readable."""
+
+    def __init__(self, conf: Path, ports: tuple[int, ...], log_path: Path) -> None:
+        self.conf = Path(conf)
+        self.ports = tuple(ports)
+        self.log_path = Path(log_path)
+        self.proc: subprocess.Popen | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> "Mosquitto":
+        import socket
+
+        exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+        if exe is None:
+            raise ServiceError("mosquitto is not installed (apt-get install mosquitto mosquitto-clients)")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.2).close()
+                    break
+                except OSError:
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        self.stop()
+                        raise ServiceError(f"mosquitto did not start: {self.log_path.read_text(errors='replace')}")
+                    time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None

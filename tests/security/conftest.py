@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mynasim.services import Mosquitto, ServiceError, free_port
 
 READER = "sec-reader-01"
 OTHER_READER = "sec-reader-02"
@@ -114,17 +113,10 @@ class TlsBroker:
         return self.log.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def tls_broker():
-    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
     passwd = shutil.which("mosquitto_passwd")
-    if exe is None or passwd is None:
+    if passwd is None:
         pytest.fail("mosquitto is not installed (apt-get install mosquitto mosquitto-clients)")
     # started as root mosquitto drops to user mosquitto: every file it reads must be reachable
     folder = Path(tempfile.mkdtemp(prefix="myna-tls-", dir="/tmp"))
@@ -147,7 +139,7 @@ def tls_broker():
     acl = folder / "acl"
     acl.write_text(documented_acl())
     acl.chmod(0o644)
-    port, port2 = _free_port(), _free_port()
+    port, port2 = free_port(), free_port()
     conf = folder / "mosquitto.conf"
     conf.write_text(f"""\
 per_listener_settings false
@@ -174,27 +166,11 @@ require_certificate true
 """)
     conf.chmod(0o644)
     log_path = folder / "mosquitto.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    for p in (port, port2):
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", p), 0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    log.close()
-                    pytest.fail(f"mosquitto did not start: {log_path.read_text(errors='replace')}")
-                time.sleep(0.02)
+    try:
+        broker = Mosquitto(conf, (port, port2), log_path).start()
+    except ServiceError as e:
+        pytest.fail(str(e))
     # client keys: 0600 as the reader keeps them (the test runs as root, so it can read them)
     yield TlsBroker("127.0.0.1", port, port2, folder, ca_path, wrong_path, certs, log_path)
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+    broker.stop()
     shutil.rmtree(folder, ignore_errors=True)

@@ -165,7 +165,7 @@ def test_acl_a_reader_cannot_publish_on_another_readers_topic(tls_broker):
             await closed(victim_host, own_host, honest, forger)
 
     asyncio.run(main())
-    assert f"Denied PUBLISH from myna-forger" in tls_broker.log_text()
+    assert "Denied PUBLISH from myna-forger" in tls_broker.log_text()
 
 
 def test_acl_a_reader_cannot_read_another_readers_down_topic(tls_broker):

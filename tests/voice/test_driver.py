@@ -116,8 +116,14 @@ def test_volume_is_a_decibel_scale_and_reaches_the_samples(tmp_path: Path):
     assert peaks[100] == 20000 and peaks[50] == 2000 and peaks[0] == 0
 
 
-@pytest.mark.skipif(shutil.which("aplay") is None, reason="aplay (alsa-utils) is installed by scripts/setup.sh")
+def need_aplay() -> None:
+    """scripts/setup.sh installs alsa-utils: without aplay the setup is broken, which is a failure."""
+    if shutil.which("aplay") is None:
+        pytest.fail("aplay is missing: run scripts/setup.sh (Debian package alsa-utils)")
+
+
 def test_alsa_player_plays_through_aplay_and_can_be_cut():
+    need_aplay()
     voice = AlsaVoice("null", volume=70)  # ALSA's null PCM: a real aplay, no sound card needed
     try:
         voice.say(_tone(0.1), screen="idle")
@@ -131,8 +137,8 @@ def test_alsa_player_plays_through_aplay_and_can_be_cut():
         voice.close()
 
 
-@pytest.mark.skipif(shutil.which("aplay") is None, reason="aplay (alsa-utils) is installed by scripts/setup.sh")
 def test_a_wrong_alsa_device_fails_the_start_in_one_sentence():
+    need_aplay()
     with pytest.raises(OSError, match="ALSA device 'no-such-device' cannot play sound"):
         AlsaVoice("no-such-device")
 

@@ -15,9 +15,10 @@ from its one store thread.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
+
+from mynad.durable import open_sqlite
 
 FILE_NAME = "hostlink-auth.sqlite"
 
@@ -33,12 +34,8 @@ CREATE TABLE IF NOT EXISTS counters (
 class CounterStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_sqlite(self.path, _SCHEMA)
 
     @classmethod
     def in_state_dir(cls, state_dir: str | Path) -> "CounterStore":

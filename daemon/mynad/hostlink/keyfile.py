@@ -17,6 +17,7 @@ import os
 import stat
 from pathlib import Path
 
+from mynad.durable import atomic_write
 from mynad.hostlink.auth import KEY_LEN, AuthError, check_key, format_key_text, parse_key_text
 
 DEFAULT_KEY_FILE = Path("/etc/myna-reader/host.key")
@@ -89,31 +90,7 @@ def write_key(path: str | Path, key: bytes, *, replace: bool = False, owner: tup
     if path.exists() and not replace:
         raise HostKeyError(f"{path} already exists; not replacing a key unless asked to (--force)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except OSError as e:
-        raise HostKeyError(f"cannot create {tmp}: {e.strerror or e}") from None
-    try:
-        try:
-            os.fchmod(fd, 0o600)  # whatever the umask
-            if owner is not None:
-                os.fchown(fd, owner[0], owner[1])
-            os.write(fd, format_key_text(key))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        atomic_write(path, format_key_text(key), mode=0o600, owner=owner)
     except OSError as e:
         raise HostKeyError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass

@@ -15,11 +15,12 @@ a host retransmission after a lost ACK is not delivered twice, even across resta
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from mynad.durable import open_sqlite, transaction
 
 DEFAULT_LIMIT = 10_000
 SEEN_KEEP = 2_000
@@ -66,12 +67,8 @@ class Outbox:
     def __init__(self, path: str | Path, limit: int = DEFAULT_LIMIT) -> None:
         self.path = Path(path)
         self.limit = limit
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_sqlite(self.path, _SCHEMA)
 
     @classmethod
     def in_state_dir(cls, state_dir: str | Path, limit: int = DEFAULT_LIMIT) -> "Outbox":
@@ -93,20 +90,12 @@ class Outbox:
                     f"the host outbox already holds {count} unacknowledged messages (limit {self.limit}); "
                     f"the host has not acknowledged anything for a long time, so {msg.get('type')} was not stored")
             visit_id = msg.get("visit_id") if msg.get("type") in CLOSING_TYPES else None
-            if not isinstance(visit_id, str):
-                self._db.execute("INSERT INTO outbox(id, type, body, stored) VALUES (?, ?, ?, ?)",
-                                 (str(msg["id"]), str(msg["type"]), body, time.time()))
-                return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("INSERT INTO outbox(id, type, body, stored) VALUES (?, ?, ?, ?)",
-                                 (str(msg["id"]), str(msg["type"]), body, time.time()))
-                self._db.execute("INSERT OR IGNORE INTO closed(visit_id) VALUES (?)", (visit_id,))
-                self._db.execute("DELETE FROM closed WHERE n <= (SELECT MAX(n) FROM closed) - ?", (CLOSED_KEEP,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            with transaction(self._db) as db:
+                db.execute("INSERT INTO outbox(id, type, body, stored) VALUES (?, ?, ?, ?)",
+                           (str(msg["id"]), str(msg["type"]), body, time.time()))
+                if isinstance(visit_id, str):  # the visit's end: closed in the same commit
+                    db.execute("INSERT OR IGNORE INTO closed(visit_id) VALUES (?)", (visit_id,))
+                    db.execute("DELETE FROM closed WHERE n <= (SELECT MAX(n) FROM closed) - ?", (CLOSED_KEEP,))
 
     def closed(self, visit_id: str) -> bool:
         """A visit.result or visit.aborted for ``visit_id`` was stored (whether or not the host
@@ -145,15 +134,10 @@ class Outbox:
             row = self._db.execute("SELECT type, body FROM outbox WHERE id = ?", (msg_id,)).fetchone()
             if row is None:
                 return False
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("INSERT INTO rejected(id, type, body, reason, at) VALUES (?, ?, ?, ?, ?)",
-                                 (msg_id, row[0], row[1], reason, time.time()))
-                self._db.execute("DELETE FROM outbox WHERE id = ?", (msg_id,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            with transaction(self._db) as db:
+                db.execute("INSERT INTO rejected(id, type, body, reason, at) VALUES (?, ?, ?, ?, ?)",
+                           (msg_id, row[0], row[1], reason, time.time()))
+                db.execute("DELETE FROM outbox WHERE id = ?", (msg_id,))
             return True
 
     def rejected(self) -> list[dict[str, Any]]:
@@ -227,10 +211,6 @@ class MemoryOutbox:
     def rejected(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._rejected)
-
-    def closed(self, visit_id: str) -> bool:
-        with self._lock:
-            return any(m.get("visit_id") == visit_id and m.get("type") in CLOSING_TYPES for m in self._q)
 
     def seen(self, msg_id: str) -> bool:
         with self._lock:

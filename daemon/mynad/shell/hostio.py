@@ -88,8 +88,9 @@ class HostIO:
                     and not self._sender.done():
                 await asyncio.sleep(0.01)
             self._sender.cancel()
-            lost = ([self._current] if self._current is not None else []) + \
-                [m for m, _ in list(self._queue._queue)]  # type: ignore[attr-defined]
+            lost = [self._current] if self._current is not None else []
+            while not self._queue.empty():
+                lost.append(self._queue.get_nowait()[0])
             for m in lost:
                 log.error("host: %s for visit %s could not be stored before stopping (%s)", m.get("type"),
                           m.get("visit_id", "-"), self.storage_error or "shutdown")
@@ -140,10 +141,7 @@ class HostIO:
 
     def alive(self) -> bool:
         """For the watchdog: the sender task and the link's own tasks are running."""
-        if self._sender is None or self._sender.done():
-            return False
-        link_alive = getattr(self.link, "alive", None)
-        return bool(link_alive()) if callable(link_alive) else True
+        return self._sender is not None and not self._sender.done() and self.link is not None and self.link.alive()
 
     @staticmethod
     async def _fs(fn: Callable[[], Any]) -> Any:

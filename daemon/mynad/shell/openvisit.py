@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from myna_models.manifest import atomic_write_text
 from mynad.core import codes
+from mynad.durable import atomic_write, fsync_dir
 
 FILE_NAME = "open-visit.json"
 ABORT_REASON = codes.READER_RESTARTED.reason  # "reader_restarted"
@@ -75,15 +74,6 @@ def decode(text: str) -> OpenVisit:
     return OpenVisit(visit_id, started if isinstance(started, str) else "")
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a rename or an unlink in ``path`` durable (the file's own fsync does not)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class OpenVisitRecord:
     """``<state_dir>/open-visit.json``: at most one visit, written and removed durably.
 
@@ -116,8 +106,7 @@ class OpenVisitRecord:
             raise OpenVisitError(f"visit id {visit_id!r} is not a plain id; not recorded")
         when = (started or dt.datetime.now().astimezone()).isoformat(timespec="seconds")
         try:
-            atomic_write_text(self.path, encode(OpenVisit(visit_id, when)), prefix=".open-visit-")
-            _fsync_dir(self.dir)
+            atomic_write(self.path, encode(OpenVisit(visit_id, when)).encode("utf-8"))
         except OSError as e:
             raise OpenVisitError(f"could not record the open visit in {self.dir} ({e.strerror or e})") from None
 
@@ -132,7 +121,7 @@ class OpenVisitRecord:
                 return False
         try:
             self.path.unlink()
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         except FileNotFoundError:
             return False
         except OSError as e:

@@ -37,7 +37,7 @@ class ScreenIO:
         self._pager: asyncio.Task | None = None
         self.current: Screen | None = None
         self.lang = DEFAULT_LANG
-        self.large = bool(getattr(cfg, "large_text", False))
+        self.large = bool(cfg.large_text)
         self.page = 0  # index of the page on the panel
         self._pages: list = []
         self._pad = False
@@ -48,16 +48,16 @@ class ScreenIO:
         """The visit's language and text size (``toggle_large`` flips the configured default);
         the next ``show`` draws with them."""
         self.lang = normalise(lang)
-        self.large = bool(getattr(self.cfg, "large_text", False)) != bool(toggle_large)
+        self.large = bool(self.cfg.large_text) != bool(toggle_large)
 
     def show(self, screen: Screen) -> None:
         from mynad.ui.render import is_pad_screen, layout_content
-        from mynad.ui.texts import content, screen_text
+        from mynad.ui.texts import content, content_text
 
         self.current = screen
         c = content(screen, self.lang)
         pages = [p.image for p in layout_content(c, (self.cfg.width, self.cfg.height), self.large)]
-        text = screen_text(screen, self.lang)
+        text = content_text(c)
         if self._pager is not None:
             self._pager.cancel()
             self._pager = None
@@ -73,7 +73,7 @@ class ScreenIO:
         """Seconds per page; 0 = the page waits for the page key."""
         if not self.large:
             return float(self.cfg.page_s)
-        slow = float(getattr(self.cfg, "large_page_s", 0.0) or 0.0)
+        slow = float(self.cfg.large_page_s)
         if self._pad:
             return slow or 2.0 * float(self.cfg.page_s)
         return slow

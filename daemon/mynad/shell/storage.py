@@ -28,10 +28,12 @@ def is_storage_error(exc: BaseException) -> bool:
     as opposed to a bug; the message is kept and retried either way."""
     if isinstance(exc, OSError):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc).lower()
-        return any(w in text for w in ("disk is full", "disk i/o error", "readonly", "read-only", "unable to open"))
+    if isinstance(exc, sqlite3.Error):  # SQLite's primary result code (the low byte of the extended one)
+        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_STORAGE
     return False
+
+
+_SQLITE_STORAGE = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN}
 
 
 class SpaceReserve:

@@ -80,8 +80,8 @@ class VoiceIO:
                 self.say(action.screen)
             elif isinstance(action, ev.Indicate) and action.buzzer:
                 self.voice.chime(action.buzzer)
-            elif type(action).__name__ == "SetDisplay":  # the visit's language, sent before its Show
-                self.visit_lang = str(getattr(action, "lang", "") or "ja")
+            elif isinstance(action, ev.SetDisplay):  # the visit's language, sent before its Show
+                self.visit_lang = action.lang or "ja"
         except Exception:  # the speaker is guidance: a fault in it must never stop the screen or the flow
             log.exception("voice: %s not voiced", type(action).__name__)
 

@@ -395,7 +395,11 @@ def key_lines(c: Content) -> list[str]:
 def screen_text(screen: Screen, lang: str = DEFAULT_LANG) -> str:
     """The plain text of ``screen`` in ``lang``: message lines, masked digits, tag, note,
     the PIN pad as laid out (rows of three), then the keys. What the panel shows, as text."""
-    c = content(screen, lang)
+    return content_text(content(screen, lang))
+
+
+def content_text(c: Content) -> str:
+    """``screen_text`` of content already built (the display builds it once per screen)."""
     lines = list(c.lines)
     if c.dots is not None:
         dots = dots_text(*c.dots)
