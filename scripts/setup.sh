@@ -37,7 +37,8 @@ fi
 stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat .venv/.myna-stamp 2>/dev/null)" != "$stamp" ]; then
   echo "setup: installing pinned Python packages into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
+  # setuptools pinned: it builds the project wheel of a release bundle (release/packages.toml [build])
+  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip setuptools==84.2.1 wheel
   .venv/bin/pip install -q --disable-pip-version-check -e '.[sim,tools,test]'
   echo "$stamp" > .venv/.myna-stamp
 fi

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from mynasim.bus import SimBusServer
-from mynasim.services import Pcscd
+from mynasim.services import Mosquitto, Pcscd, free_port
 from mynasim.timeline import Entry, Timeline, TimelineTimeout
 
 if TYPE_CHECKING:  # imported lazily at run time: the rig module stays cheap to import
@@ -64,8 +64,18 @@ def write_toml(data: dict[str, dict[str, Any]], path: Path) -> None:
 
 class SimRig:
     def __init__(self, run_dir: Path, *, assets_dir: Path | None = None, overrides: dict[str, dict] | None = None,
-                 echo: bool = False, fresh: bool = True, profiles_file: Path | None = None) -> None:
+                 echo: bool = False, fresh: bool = True, profiles_file: Path | None = None,
+                 mynad: list[str] | None = None, transport: str = "serial") -> None:
+        if transport not in ("serial", "mqtt"):
+            raise ValueError(f"unknown host transport {transport!r}: serial or mqtt")
+        # serial: a pty pair between reader and host; mqtt: a private mosquitto broker on a free
+        # port, the reader and the virtual host each its client (broker faults: restart_broker)
+        self.transport = transport
+        self.broker: Mosquitto | None = None
         self.run_dir = Path(run_dir).resolve()
+        # how to start the daemon: this checkout's by default, or an installed release's
+        # (e.g. [<root>/opt/myna-reader/current/venv/bin/mynad]) to test what a technician installed
+        self.mynad_command = list(mynad) if mynad else [sys.executable, "-m", "mynad.main"]
         self.profiles_file = profiles_file  # card profiles (None: mynasim/card/profiles.toml)
         # extra environment for mynad (e.g. NOTIFY_SOCKET + WATCHDOG_USEC from mynasim.supervisor)
         self.daemon_env: dict[str, str] = {}
@@ -99,8 +109,11 @@ class SimRig:
         try:
             self.pcscd.ensure(log_path=self.run_dir / "pcscd.log")
             self.bus = SimBusServer(self.run_dir / "bus.sock", self.timeline)
-            reader_tty, host_tty, self._pty_close = pty_pair(self.run_dir)
-            self.reader_tty = reader_tty
+            if self.transport == "mqtt":
+                host_tty = self._start_broker()
+            else:
+                reader_tty, host_tty, self._pty_close = pty_pair(self.run_dir)
+                self.reader_tty = reader_tty
             self._start_host(host_tty)
             self.card_slot = VirtualCardSlot(port=35963, state_dir=self.run_dir / "card-state",
                                              assets_dir=self.assets_dir, on_apdu=self._on_apdu,
@@ -112,6 +125,29 @@ class SimRig:
             self.close()  # never leave pcscd, the host thread or a half-started daemon behind
             raise
         return self
+
+    def _start_broker(self) -> str:
+        """A private broker for this run (never the system's): returns the virtual host's address."""
+        port = free_port()
+        conf = self.run_dir / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                        "log_dest stdout\n", encoding="utf-8")
+        conf.chmod(0o644)  # mosquitto started as root drops to its own user and must read it
+        self.broker = Mosquitto(conf, (port,), self.run_dir / "mosquitto.log").start()
+        self.mqtt_port = port
+        reader_id = tomllib.loads(SIM_CONFIG.read_text(encoding="utf-8"))["reader"]["id"]
+        return f"mqtt://127.0.0.1:{port}/{reader_id}"
+
+    def restart_broker(self, down_s: float, *, kill: bool = False) -> None:
+        """The clinic's broker goes away (SIGTERM: a clean stop; SIGKILL: a crash, no last will
+        sent) for ``down_s`` seconds and comes back on the same port with nothing retained."""
+        if self.broker is None:
+            raise RuntimeError("the rig has no broker: start it with transport='mqtt'")
+        self.timeline.add("rig", "broker_down", signal="KILL" if kill else "TERM", down_s=down_s)
+        self.broker.stop(kill=kill)
+        time.sleep(down_s)
+        self.broker.start()
+        self.timeline.add("rig", "broker_up")
 
     def _hold_bench_lock(self) -> None:
         """One rig at a time on this machine (mynasim.benchlock): a second one waits here."""
@@ -173,7 +209,10 @@ class SimRig:
         cfg["reader"]["runtime_dir"] = str(self.run_dir / "run")
         cfg["display"]["out_dir"] = str(self.screens_dir)
         cfg["face"]["models_dir"] = str(self.assets_dir / "models")
-        cfg["host"]["serial_path"] = self.reader_tty
+        if self.transport == "mqtt":
+            cfg["host"].update(transport="mqtt", mqtt_host="127.0.0.1", mqtt_port=self.mqtt_port)
+        else:
+            cfg["host"]["serial_path"] = self.reader_tty
         cfg["host"]["key_file"] = str(self.host_key_file())
         self._set_staff_password(Path(cfg["reader"]["state_dir"]))
         cfg["sim"]["bus"] = str(self.run_dir / "bus.sock")
@@ -188,7 +227,7 @@ class SimRig:
                    **self.daemon_env)
         mark = len(self.timeline)
         self.daemon = subprocess.Popen(
-            [sys.executable, "-m", "mynad.main", "--simulator", "--config", str(self.config_path)],
+            [*self.mynad_command, "--simulator", "--config", str(self.config_path)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, bufsize=1,
         )
         self._log_thread = threading.Thread(target=self._pump_log, daemon=True)
@@ -254,6 +293,9 @@ class SimRig:
             self.host.stop()
         if self._pty_close is not None:
             self._pty_close()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
         if self.bus is not None:
             self.bus.close()
         self.pcscd.stop()

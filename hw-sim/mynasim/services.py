@@ -31,6 +31,9 @@ def _readers() -> list[str]:
         return []
 
 
+_owner: "Pcscd | None" = None  # the Pcscd object of this process that started the running pcscd
+
+
 class Pcscd:
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
@@ -52,6 +55,11 @@ class Pcscd:
         if not Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists() and not list(
                 Path("/usr/lib").glob("**/libifdvpcd.so*")):
             raise ServiceError("the vpcd driver is not installed (apt-get install vsmartcard-vpcd)")
+        self._spawn(exe, timeout, log_path)
+        return self
+
+    def _spawn(self, exe: str, timeout: float, log_path: Path | None) -> None:
+        global _owner
         if PCSCD_SOCKET.exists() and not _readers():
             # a stale socket from a killed pcscd: pcscd refuses to start over it
             try:
@@ -61,23 +69,42 @@ class Pcscd:
         out = open(log_path, "ab") if log_path else subprocess.DEVNULL
         # never --apdu: it would log VERIFY commands, i.e. PINs, to this file
         self.proc = subprocess.Popen([exe, "--foreground"], stdout=out, stderr=out)
+        _owner = self
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(r.startswith("Virtual PCD") for r in _readers()):
-                return self
+                return
             if self.proc.poll() is not None:
                 raise ServiceError(f"pcscd exited at start with code {self.proc.returncode}")
             time.sleep(0.05)
         raise ServiceError("pcscd did not list the virtual readers within %.0f s" % timeout)
 
-    def stop(self) -> None:
+    def restart(self, log_path: Path | None = None, timeout: float = 10.0) -> bool:
+        """Stop pcscd and start it again (the readers go and come back), if it is one this
+        process started, through whichever Pcscd started it (a session fixture's, say: the
+        soak's rig then restarts that one). False, and nothing done, for a system pcscd."""
+        owner = self if self.proc is not None else _owner
+        if owner is None or owner.proc is None:
+            return False
+        owner._terminate()
+        owner._spawn(shutil.which("pcscd") or "/usr/sbin/pcscd", timeout, log_path)
+        return True
+
+    def _terminate(self) -> None:
+        global _owner
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
         self.proc = None
+        if _owner is self:
+            _owner = None
+
+    def stop(self) -> None:
+        self._terminate()
         if self._bench:
             from mynasim import benchlock
 
@@ -112,7 +139,7 @@ class Mosquitto:
         exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
         if exe is None:
             raise ServiceError("mosquitto is not installed (apt-get install mosquitto mosquitto-clients)")
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "ab")  # appended: a restarted broker keeps its story
         self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         for port in self.ports:
@@ -127,9 +154,13 @@ class Mosquitto:
                     time.sleep(0.02)
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, kill: bool = False) -> None:
+        """SIGTERM (a clean stop) or, with ``kill``, SIGKILL (a crash); ``start`` may follow."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:

@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from mynasim.soak.plan import FAULT_KINDS, MQTT_FAULT_KINDS, PlanOptions, directed_plan
+from mynasim.soak.plan import PlanOptions, directed_plan, fault_kinds_for
 
 
 def add_soak(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("soak", help="PIN and face visits through the real daemon with faults, then an audit",
-                       description="Visits through the real daemon (pcscd + virtual card, pty host link, "
+                       description="Visits through the real daemon (pcscd + virtual card, pty or MQTT host link, "
                                    "sim keypad/cameras) under a systemd-like supervisor, with faults at random "
                                    "moments; at the end every decided result must have reached the host exactly "
                                    "once, no visit open or stuck, no traceback, no PIN or 照合番号B anywhere. "
@@ -22,13 +22,15 @@ def add_soak(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--face-share", type=float, default=0.15, help="share of face visits")
     p.add_argument("--min-face", type=int, default=0, help="at least this many face visits")
     p.add_argument("--fault-share", type=float, default=0.35, help="share of visits with a fault")
-    p.add_argument("--faults", default=",".join(FAULT_KINDS),
-                   help=f"fault kinds to use, comma-separated (default all: {','.join(FAULT_KINDS)})")
+    p.add_argument("--faults", default=None,
+                   help=f"fault kinds to use, comma-separated (default: all of the transport's; serial: "
+                        f"{','.join(fault_kinds_for('serial'))}; mqtt: {','.join(fault_kinds_for('mqtt'))})")
     p.add_argument("--directed", metavar="KIND@MOMENT",
                    help="every visit gets this one fault at this moment (e.g. kill9@decided, disk_full@consent)")
     p.add_argument("--step", type=float, default=0.0,
                    help="with --directed: visit n fires (n-1)*STEP seconds after the moment (a sweep)")
-    p.add_argument("--transport", choices=("serial", "mqtt"), default="serial")
+    p.add_argument("--transport", choices=("serial", "mqtt"), default="serial",
+                   help="the host link: a pty pair, or MQTT through a private mosquitto the soak restarts")
     p.add_argument("--watchdog-s", type=float, default=4.0, help="WatchdogSec the supervisor gives mynad")
     p.add_argument("--real-timers", action="store_true", help="keep the flow's own timers (default: short ones)")
     p.add_argument("--no-progress", action="store_true")
@@ -41,21 +43,18 @@ def run_soak_cli(args: argparse.Namespace) -> int:
     from mynasim.soak.runner import SoakAborted, SoakRunner
     from mynasim.soak.summary import summary_table
 
-    if args.transport == "mqtt":
-        print(f"mynasim soak: --transport mqtt is not supported yet (its faults {', '.join(MQTT_FAULT_KINDS)} "
-              "need a broker the soak starts and restarts); use serial", file=sys.stderr)
-        return 2
-    kinds = tuple(k for k in args.faults.split(",") if k)
-    unknown = set(kinds) - set(FAULT_KINDS)
+    known = fault_kinds_for(args.transport)
+    kinds = tuple(k for k in args.faults.split(",") if k) if args.faults is not None else known
+    unknown = set(kinds) - set(known)
     if unknown:
-        print(f"mynasim soak: unknown fault kind(s) {', '.join(sorted(unknown))}; "
-              f"known: {', '.join(FAULT_KINDS)}", file=sys.stderr)
+        print(f"mynasim soak: fault kind(s) {', '.join(sorted(unknown))} cannot be done over {args.transport}; "
+              f"known: {', '.join(known)}", file=sys.stderr)
         return 2
     options = PlanOptions(face_share=args.face_share, fault_share=args.fault_share, fault_kinds=kinds,
                           min_face=args.min_face)
     runner = SoakRunner(Path(args.audit_only or args.out), args.visits, args.seed, options=options,
                         fast=not args.real_timers, echo=args.echo, progress=not args.no_progress,
-                        watchdog_s=args.watchdog_s)
+                        watchdog_s=args.watchdog_s, transport=args.transport)
     if args.directed:
         kind, _, at = args.directed.partition("@")
         try:

@@ -29,7 +29,21 @@ FAULT_KINDS: tuple[str, ...] = (
     "pcscd_restart",    # pcscd is stopped and started again (the virtual reader goes and comes back)
     "disk_full",        # the daemon's state filesystem is filled with a ballast file, then freed
 )
-MQTT_FAULT_KINDS: tuple[str, ...] = ("broker_term", "broker_kill")
+MQTT_FAULT_KINDS: tuple[str, ...] = (
+    "broker_term",      # the clinic's MQTT broker stops cleanly (SIGTERM) for a while, then comes back
+    "broker_kill",      # the broker crashes (SIGKILL: no last will, nothing retained) and comes back
+)
+# Faults that only exist on a serial line (over MQTT there is no tty to unplug or to spray).
+SERIAL_ONLY_FAULTS: tuple[str, ...] = ("serial_unplug", "garbage")
+
+
+def fault_kinds_for(transport: str) -> tuple[str, ...]:
+    """Every fault the soak can do to a reader on this host transport ("serial" or "mqtt")."""
+    if transport == "serial":
+        return FAULT_KINDS
+    if transport == "mqtt":
+        return tuple(k for k in FAULT_KINDS if k not in SERIAL_ONLY_FAULTS) + MQTT_FAULT_KINDS
+    raise ValueError(f"unknown host transport {transport!r}: serial or mqtt")
 
 # Moments a fault can be tied to: screens as the daemon names them, card placement, and two
 # moments read from the daemon's log: ``opened`` (it sends visit.started: the visit is open at
@@ -52,6 +66,8 @@ DURATIONS: dict[str, tuple[float, float]] = {
     "line_drop": (0.5, 4.0),
     "serial_unplug": (0.5, 3.0),
     "disk_full": (1.0, 8.0),
+    "broker_term": (0.5, 5.0),
+    "broker_kill": (0.5, 5.0),
 }
 
 
@@ -160,7 +176,7 @@ def directed_plan(plan: list[VisitPlan], kind: str, at: str, *, step_s: float = 
     """Every visit completes and gets the same fault at the same moment, visit n at delay
     (n-1)*step_s: a sweep across a narrow window (e.g. kill9 at ``decided`` with 6 ms steps
     finds the few milliseconds between the result being stored and the visit being closed)."""
-    if kind not in FAULT_KINDS:
+    if kind not in FAULT_KINDS + MQTT_FAULT_KINDS:
         raise ValueError(f"unknown fault kind {kind!r}")
     moments = set(PIN_MOMENTS) | set(FACE_MOMENTS)
     if at not in moments:

@@ -31,7 +31,8 @@ from mynasim.card.faults import FaultPlan
 from mynasim.card.profiles import PROFILES_TOML, load_profiles
 from mynasim.rig import SimRig, write_toml
 from mynasim.soak import audit as auditing
-from mynasim.soak.plan import LOG_MOMENTS, PlanOptions, VisitPlan, make_plan, plan_counts, soak_profiles
+from mynasim.soak.plan import (LOG_MOMENTS, MQTT_FAULT_KINDS, SERIAL_ONLY_FAULTS, PlanOptions, VisitPlan, make_plan,
+                                plan_counts, soak_profiles)
 from mynasim.soak.statefs import StateFilesystem, StateFsError
 from mynasim.supervisor import Supervisor
 from mynasim.timeline import Entry
@@ -82,8 +83,10 @@ class SoakRunner:
     def __init__(self, out: Path, visits: int, seed: int, *, options: PlanOptions | None = None,
                  fast: bool = True, echo: bool = False, progress: bool = True, watchdog_s: float = 4.0,
                  state_fs_mb: int = 16, overrides: dict[str, dict] | None = None,
-                 on_visit: Callable[[VisitOutcome, dict[str, int]], None] | None = None) -> None:
+                 on_visit: Callable[[VisitOutcome, dict[str, int]], None] | None = None,
+                 transport: str = "serial") -> None:
         self.out = Path(out)
+        self.transport = transport  # the host link: a pty pair, or a private broker the soak restarts
         self.seed = seed
         self.options = options or PlanOptions()
         self.fast = fast
@@ -124,7 +127,8 @@ class SoakRunner:
         profiles_file = self.out / PROFILES_FILE
         if os.path.ismount(self.out / "state"):  # left by a soak that was killed: SimRig empties the folder
             subprocess.run(["umount", "-l", str(self.out / "state")], check=False)
-        rig = SimRig(self.out, overrides=self._overrides(), echo=self.echo, profiles_file=profiles_file)
+        rig = SimRig(self.out, overrides=self._overrides(), echo=self.echo, profiles_file=profiles_file,
+                     transport=self.transport)
         write_toml(self.profile_data, profiles_file)  # after SimRig(): it empties the run folder
         log_handler = self._log_to_file()
         self.profiles = load_profiles(profiles_file)
@@ -414,6 +418,8 @@ class SoakRunner:
         elif f.kind == "line_drop":
             rig.host.drop_link(f.duration_s)
             time.sleep(f.duration_s)
+        elif f.kind in SERIAL_ONLY_FAULTS and rig.transport != "serial":
+            done, why = False, f"{f.kind} needs a serial host line; this run's host link is {rig.transport}"
         elif f.kind == "serial_unplug":
             rig.replug_serial(f.duration_s)
         elif f.kind == "garbage":
@@ -424,11 +430,8 @@ class SoakRunner:
         elif f.kind == "card_pull":
             pass  # armed at placement: the virtual card vanishes at that APDU
         elif f.kind == "pcscd_restart":
-            if rig.pcscd.proc is None:
-                done, why = False, "pcscd was not started by the rig (a system pcscd is left alone)"
-            else:
-                rig.pcscd.stop()
-                rig.pcscd.ensure(log_path=rig.run_dir / "pcscd.log")
+            if not rig.pcscd.restart(log_path=rig.run_dir / "pcscd.log"):
+                done, why = False, "pcscd was not started by the simulator (a system pcscd is left alone)"
         elif f.kind == "disk_full":
             if self.statefs is None:
                 done, why = False, "no small state filesystem"
@@ -438,8 +441,13 @@ class SoakRunner:
                 time.sleep(f.duration_s)
                 self.statefs.free()
                 rig.timeline.add("soak", "disk_freed", index=v.index)
+        elif f.kind in MQTT_FAULT_KINDS:
+            if rig.broker is None:
+                done, why = False, f"{f.kind} needs the MQTT host link (mynasim soak --transport mqtt)"
+            else:
+                rig.restart_broker(f.duration_s, kill=f.kind == "broker_kill")
         else:
-            done, why = False, f"{f.kind} needs the MQTT transport, which the soak does not drive yet"
+            done, why = False, f"unknown fault kind {f.kind}"
         self._count(f.kind, "done" if done else "skipped")
         if not done:
             rig.timeline.add("soak", "fault_skipped", index=v.index, fault=f.kind, why=why)
