@@ -80,12 +80,11 @@ def run_demo(run_dir: Path, profile: str = "taro", echo: bool = True, method: st
             rig.wait_screen("face_guide", timeout=10, after=mark)
             print("mynasim demo: patient looks at the camera and follows the screen", flush=True)
         while True:
-            e = rig.timeline.wait_for(
+            e, seen = rig.timeline.wait_for_at(
                 lambda e: e.source == "display" and e.data.get("screen") in ("consent", "done", "consent_carryover",
                                                                              "host_error", "card_error", "cancelled",
                                                                              "face_failed"),
                 timeout=60, after=seen, what="a consent or the completion screen")
-            seen = rig.timeline.entries().index(e) + 1
             screen = e.data["screen"]
             if screen == "face_failed" and expect_refusal:
                 print("mynasim demo: face authentication refused, as it must be; the patient takes the card",

@@ -175,10 +175,9 @@ class ScreenFollower:
         i = self._from
         while not self._stop.is_set():
             try:
-                e = self.timeline.wait_for(lambda e: e.source == "display", 0.3, after=i, what="a screen")
+                e, i = self.timeline.wait_for_at(lambda e: e.source == "display", 0.3, after=i, what="a screen")
             except TimelineTimeout:
                 continue
-            i = self.timeline.entries().index(e) + 1
             if e.data.get("screen") == "face_guide":
                 self.follower.see(str(e.data.get("text") or ""), time.monotonic())
             else:

@@ -65,7 +65,8 @@ def write_toml(data: dict[str, dict[str, Any]], path: Path) -> None:
 class SimRig:
     def __init__(self, run_dir: Path, *, assets_dir: Path | None = None, overrides: dict[str, dict] | None = None,
                  echo: bool = False, fresh: bool = True, profiles_file: Path | None = None,
-                 mynad: list[str] | None = None, transport: str = "serial") -> None:
+                 mynad: list[str] | None = None, transport: str = "serial",
+                 timeline_keep: int | None = None) -> None:
         if transport not in ("serial", "mqtt"):
             raise ValueError(f"unknown host transport {transport!r}: serial or mqtt")
         # serial: a pty pair between reader and host; mqtt: a private mosquitto broker on a free
@@ -86,7 +87,9 @@ class SimRig:
             shutil.rmtree(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.screens_dir = self.run_dir / "screens"
-        self.timeline = Timeline(self.run_dir / "timeline.jsonl")
+        # timeline_keep: entries held in memory (None: all); a long soak keeps a window, the
+        # file keeps everything
+        self.timeline = Timeline(self.run_dir / "timeline.jsonl", keep=timeline_keep)
         self.daemon: subprocess.Popen | None = None
         self._log_thread: threading.Thread | None = None
         self.log_lines: list[str] = []

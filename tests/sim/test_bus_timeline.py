@@ -67,3 +67,23 @@ def test_write_toml_round_trips(tmp_path):
     data = {"a": {"s": 'x"y', "n": 3, "f": 1.5, "b": True, "l": [1, 2]}, "b": {}}
     write_toml(data, tmp_path / "c.toml")
     assert tomllib.loads((tmp_path / "c.toml").read_text()) == data
+
+
+def test_a_bounded_timeline_keeps_absolute_indices_and_a_window(tmp_path):
+    """A long soak keeps only recent entries in memory; indices and waits stay absolute,
+    and the file still holds every entry."""
+    from mynasim.timeline import Timeline
+
+    tl = Timeline(tmp_path / "t.jsonl", keep=5)
+    for n in range(12):
+        tl.add("rig", "tick", n=n)
+    assert len(tl) == 12
+    assert [e.data["n"] for e in tl.entries()] == [7, 8, 9, 10, 11]
+    got, nxt = tl.since(9)
+    assert [e.data["n"] for e in got] == [9, 10, 11] and nxt == 12
+    got, nxt = tl.since(0)  # older ones have left the window: from the oldest kept
+    assert [e.data["n"] for e in got][0] == 7 and nxt == 12
+    e, after = tl.wait_for_at(lambda e: e.data["n"] % 2 == 0, 0.0, after=3)
+    assert e.data["n"] == 8 and after == 9
+    tl.close()
+    assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 12

@@ -79,6 +79,11 @@ class SoakResult:
     supervisor: dict[str, int]
 
 
+# Timeline entries the soak keeps in memory (~150 per visit: the last ~130 visits). The audit
+# streams timeline.jsonl, so a 10,000-visit run needs no more memory than a 100-visit one.
+TIMELINE_KEEP = 20_000
+
+
 class SoakRunner:
     def __init__(self, out: Path, visits: int, seed: int, *, options: PlanOptions | None = None,
                  fast: bool = True, echo: bool = False, progress: bool = True, watchdog_s: float = 4.0,
@@ -128,7 +133,7 @@ class SoakRunner:
         if os.path.ismount(self.out / "state"):  # left by a soak that was killed: SimRig empties the folder
             subprocess.run(["umount", "-l", str(self.out / "state")], check=False)
         rig = SimRig(self.out, overrides=self._overrides(), echo=self.echo, profiles_file=profiles_file,
-                     transport=self.transport)
+                     transport=self.transport, timeline_keep=TIMELINE_KEEP)
         write_toml(self.profile_data, profiles_file)  # after SimRig(): it empties the run folder
         log_handler = self._log_to_file()
         self.profiles = load_profiles(profiles_file)
@@ -473,36 +478,17 @@ def _copy_files(src: Path, dest: Path) -> None:
 
 
 def _read_since(rig: SimRig, after: int) -> tuple[list[Entry], int]:
-    """Timeline entries at index >= after, and the next index, without copying the whole
-    timeline: ``wait_for`` hands each entry from ``after`` on to the predicate once, in order."""
-    got: list[Entry] = []
-
-    def take(e: Entry) -> bool:
-        got.append(e)
-        return False
-
-    try:
-        rig.timeline.wait_for(take, 0.0, after=after)
-    except AssertionError:
-        pass
-    return got, after + len(got)
+    """Timeline entries at index >= after, and the next index (O(new entries))."""
+    return rig.timeline.since(after)
 
 
 def _next_frame(rig: SimRig, after: int, timeout: float) -> tuple[Entry | None, int]:
-    """The next display frame at index >= after, and the index after it; (None, after) on timeout.
-    Counts the entries the timeline hands to the predicate (it tries each once, in order), so no
-    O(n) search of the whole timeline is needed per screen."""
-    calls = [0]
-
-    def pred(e: Entry) -> bool:
-        calls[0] += 1
-        return e.source == "display" and e.kind == "frame"
-
+    """The next display frame at index >= after, and the index after it; (None, after) on timeout."""
     try:
-        e = rig.timeline.wait_for(pred, timeout, after=after, what="the next screen")
+        return rig.timeline.wait_for_at(lambda e: e.source == "display" and e.kind == "frame", timeout,
+                                        after=after, what="the next screen")
     except AssertionError:
         return None, max(after, rig.mark())
-    return e, after + calls[0]
 
 
 def _live_photo(rig: SimRig, profile: str) -> Path:
