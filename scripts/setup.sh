@@ -9,6 +9,7 @@ APT_PKGS=(
   python3 python3-venv python3-dev gcc pkg-config swig     # venv, and building pyscard
   pcscd libpcsclite-dev vsmartcard-vpcd opensc pcsc-tools  # real PC/SC stack + the virtual reader driver
   socat mosquitto mosquitto-clients                         # pty pairs, the MQTT broker
+  lrzsz picocom                                             # ZMODEM + a stock serial terminal (tests/console)
   fonts-noto-cjk fonts-ipafont-gothic                       # screen fonts: Noto Sans CJK JP/SC/KR (+ Latin, Vietnamese); IPA fallback
   alsa-utils espeak-ng                                      # voice: aplay; speech for en/zh/ko/vi/pt (docs/voice.md)
   systemd                                                   # systemd-analyze verify for the unit tests

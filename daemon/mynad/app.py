@@ -13,9 +13,12 @@ import base64
 import dataclasses
 import logging
 import signal
+import sys
+import time
 import uuid
 from typing import Any, Callable
 
+from mynad import __version__
 from mynad.card.errors import CardError
 from mynad.config import DaemonConfig
 from mynad.core import codes
@@ -68,6 +71,11 @@ class App:
         self._tasks: set[asyncio.Task] = set()
         self._code_b: CodeB | None = None
         self.devices: Any = None  # myna_drivers.devices.Devices once started
+        from mynad.selftest import SelfTests  # hardware self-tests for the technician (control socket)
+
+        self.selftests = SelfTests(self)
+        self.started_at = time.time()  # for the uptime in status
+        self.last_error: dict[str, Any] | None = None  # the last reader code sent to the host
 
     # ------------------------------------------------------------ lifecycle
 
@@ -86,14 +94,27 @@ class App:
         notifier = Notifier.from_env()
         notifier.ready("reader idle")
         watchdog = asyncio.create_task(watchdog_loop(notifier, self._healthy))
-        log.info("mynad ready (reader %s, host via %s)", self.cfg.reader.id, self.cfg.host.transport)
+        log.info("mynad %s ready (reader %s, host via %s, running from %s)", __version__, self.cfg.reader.id,
+                 self.cfg.host.transport, sys.prefix)
+        # A release on trial confirms itself once healthy; past its deadline unconfirmed, mynad
+        # exits 1 so systemd restarts it and the boot check rolls it back (docs/update.md).
+        from mynad.release.confirm import confirm_when_healthy
+
+        expired: list[bool] = []
+
+        def give_up() -> None:
+            expired.append(True)
+            self._stopping.set()
+
+        self._spawn(confirm_when_healthy(lambda: self._healthy() and (self.face.enabled or not self.cfg.face.enabled),
+                                         on_expired=give_up))
 
         await self._stopping.wait()
         log.info("stopping")
         notifier.stopping()
         watchdog.cancel()
         await self._shutdown()
-        return 0
+        return 1 if expired else 0
 
     async def _start(self) -> None:
         """Open every part in order; each one opened is registered for _shutdown at once."""
@@ -136,7 +157,8 @@ class App:
 
         self.control = ControlServer(cfg.reader.runtime_dir / "control.sock", self.status,
                                      lambda: self.post(ev.HostVisualCheck()),
-                                     staff_group=cfg.reader.staff_group, socket_group=cfg.reader.control_group)
+                                     staff_group=cfg.reader.staff_group, socket_group=cfg.reader.control_group,
+                                     selftests=self.selftests)
         self._closers.append(("control socket", self.control.stop))
         await self.control.start()
         self._execute_all(self.flow.start())
@@ -185,6 +207,8 @@ class App:
             "face": "ready" if self.face.enabled else "disabled",
             "card_face": "ready" if self.cardface.enabled else "none",
             "host": self.host.status(),
+            "uptime_s": round(time.time() - self.started_at),
+            "last_error": self.last_error,
         }
 
     async def _shutdown(self) -> None:
@@ -219,6 +243,9 @@ class App:
 
     def _on_reader_event(self, event: Any) -> None:
         kind = getattr(event, "kind", "")
+        if self.selftests.claims_reader_event(event):
+            self._reader = event.reader  # a test card for the card-reader self-test: no visit
+            return
         if kind == "inserted":
             self._reader = event.reader
             if self.flow.state == "idle":
@@ -238,6 +265,8 @@ class App:
             log.info("card reader service is back")
 
     def _on_key(self, pos: int) -> None:
+        if self.selftests.take_key(pos):
+            return  # the keypad self-test has the keys while it runs
         if self.voice.handle_key(pos, self.flow.pin_entry_active):
             return  # the repeat-prompt key: said again, the flow never sees it
         if not self.flow.pin_entry_active and self.screen.page_key(pos):
@@ -426,6 +455,8 @@ class App:
         stored.add_done_callback(done)
 
     def _queue_host(self, type_: str, **fields: Any) -> asyncio.Future[str] | None:
+        if fields.get("code"):  # for status: the last reader code (mynad.core.codes), no message text
+            self.last_error = {"code": str(fields["code"]), "at": time.time(), "type": type_}
         try:
             return self.host.send(type_, **fields)
         except HostQueueFull as e:

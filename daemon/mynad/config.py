@@ -54,6 +54,9 @@ class DisplaySection:
     spi_device: int = 0
     gpio_dc: int = 24
     gpio_rst: int = 25
+    # DC/RST lines: "cdev" (our GPIO character-device driver) or "rpigpio" (luma's default,
+    # rpi-lgpio on Raspberry Pi OS, whose threads wake even when idle); docs/pi-hardware.md
+    gpio: str = "cdev"
     rotate: int = 0
     contrast: int = 255
     out_dir: Path = Path("screens")  # sim: where PNGs go
@@ -75,6 +78,9 @@ class KeypadSection:
     # sleep until a key pulls a column low (GPIO edge interrupt); false: scan all the time
     # (only for a GPIO driver without edge detection)
     irq: bool = True
+    # the RPi.GPIO API from: "cdev" (myna_drivers.gpio_cdev, libgpiod v2: the edge thread sleeps
+    # in the kernel) or "rpigpio" (the system's RPi.GPIO, rpi-lgpio, whose edge thread polls)
+    gpio: str = "cdev"
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class IndicatorSection:
     backend: str = "real"  # real | sim
     buzzer_pin: int = 18
     led_pin: int = 23
+    gpio: str = "cdev"  # as [keypad] gpio
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,8 @@ _CHOICES = {
     ("host", "transport"): ("serial", "mqtt"), ("card_face", "backend"): ("none", "real", "sim"),
     ("reader", "log_level"): ("debug", "info", "warning", "error"),
     ("display", "rotate"): (0, 1, 2, 3), ("voice", "backend"): ("none", "alsa", "sim"),
+    ("keypad", "gpio"): ("cdev", "rpigpio"), ("indicators", "gpio"): ("cdev", "rpigpio"),
+    ("display", "gpio"): ("cdev", "rpigpio"),
 }
 # Keys that used to exist and must not silently keep a secret in the config file.
 _REMOVED = {

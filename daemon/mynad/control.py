@@ -32,8 +32,14 @@ from typing import Any, Callable
 
 log = logging.getLogger("mynad.control")
 
-READ_ONLY = ("status",)
-STATE_CHANGING = ("visual-check",)
+READ_ONLY: tuple[str, ...] = ("status", "selftest-results")
+STATE_CHANGING: tuple[str, ...] = ("visual-check",)
+# Self-tests (mynad.selftest) are checked as "selftest:<name>": the ones that only look are
+# read-only; the ones that move hardware a patient sees or hears need the staff rights.
+from mynad.selftest import HARDWARE_TESTS, READ_ONLY_TESTS  # noqa: E402
+
+READ_ONLY += tuple(f"selftest:{n}" for n in READ_ONLY_TESTS)
+STATE_CHANGING += tuple(f"selftest:{n}" for n in HARDWARE_TESTS)
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13; Python does not name it
 MAX_LINE = 4096
 
@@ -99,8 +105,10 @@ class ControlPolicy:
 
 class ControlServer:
     def __init__(self, path: Path, status: Callable[[], dict[str, Any]], visual_check: Callable[[], None], *,
-                 staff_group: str | int = "myna-staff", socket_group: str | int | None = "myna-tech") -> None:
+                 staff_group: str | int = "myna-staff", socket_group: str | int | None = "myna-tech",
+                 selftests: Any = None) -> None:
         self.path = Path(path)
+        self._selftests = selftests  # mynad.selftest.SelfTests, or None: no self-tests here
         self._status = status
         self._visual_check = visual_check
         self.policy = ControlPolicy(group_id(staff_group), str(staff_group), os.geteuid())
@@ -144,7 +152,10 @@ class ControlServer:
                 cmd = req.get("cmd")
             except (ValueError, AttributeError):
                 cmd = None
-            reply = self._answer(cmd, peer)
+            if cmd == "selftest" and self._selftests is not None:
+                reply = await self._selftest(req, peer, reader, writer)
+            else:
+                reply = self._answer(cmd, peer)
             writer.write((json.dumps(reply, ensure_ascii=False, default=str) + "\n").encode())
             await writer.drain()
         except (asyncio.TimeoutError, ConnectionError, ValueError, asyncio.LimitOverrunError):
@@ -152,10 +163,33 @@ class ControlServer:
         finally:
             writer.close()
 
+    async def _selftest(self, req: dict[str, Any], peer: Peer, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> dict[str, Any]:
+        """A self-test is a conversation on this connection (mynad.selftest.Conversation)."""
+        from mynad.selftest import TESTS, Conversation
+
+        name = str(req.get("name"))[:40]
+        if name not in TESTS:
+            return {"ok": False, "error": f"unknown self-test {name!r}; known: {', '.join(TESTS)}"}
+        refusal = self.policy.refusal(f"selftest:{name}", peer)
+        if refusal is not None:
+            self.refused += 1
+            log.warning("control socket: refused self-test %s from uid %d gid %d (pid %d): not root nor in group %s",
+                        name, peer.uid, peer.gid, peer.pid, self.policy.staff_group)
+            return {"ok": False, "error": refusal.replace(f"selftest:{name}", f"the {name} self-test"),
+                    "refused": True}
+        log.info("control socket: self-test %s by uid %d (pid %d)", name, peer.uid, peer.pid)
+        talk = Conversation(reader, writer)
+        try:
+            return await self._selftests.run(name, talk)
+        finally:
+            talk.close()
+
     def _answer(self, cmd: Any, peer: Peer) -> dict[str, Any]:
-        if cmd not in READ_ONLY + STATE_CHANGING:
+        commands = tuple(c for c in READ_ONLY + STATE_CHANGING if not c.startswith("selftest:"))
+        if cmd not in commands:  # a self-test is asked as {"cmd": "selftest", "name": ...} only
             return {"ok": False, "error": f"unknown command {str(cmd)[:40]!r}; known: "
-                                          f"{', '.join(READ_ONLY + STATE_CHANGING)}"}
+                                          f"{', '.join(commands + ('selftest',))}"}
         refusal = self.policy.refusal(cmd, peer)
         if refusal is not None:
             self.refused += 1
@@ -164,6 +198,8 @@ class ControlServer:
             return {"ok": False, "error": refusal, "refused": True}
         if cmd == "status":
             return {"ok": True, "status": self._status()}
+        if cmd == "selftest-results":
+            return {"ok": True, "results": self._selftests.results() if self._selftests is not None else {}}
         log.info("control socket: %s by uid %d (pid %d)", cmd, peer.uid, peer.pid)
         self._visual_check()
         return {"ok": True}

@@ -220,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     from mynad.ctl_hostkey import add_host_key
 
     add_host_key(sub)
+    from mynad.ctl_console import add_console_commands  # console, selftest, logs, support-bundle, factory-reset
+
+    add_console_commands(sub)
+    from mynad.ctl_release import add_release_commands  # update, rollback, versions
+
+    add_release_commands(sub)
     try:
         from myna_models.cli import add_subcommands
     except ImportError as e:  # the face tools need the models package

@@ -155,14 +155,49 @@ def _display(cfg: Any, bus: str) -> Display:
     from myna_drivers.display import OledDisplay, SimDisplay
 
     d = cfg.display
-    return SimDisplay(d, bus) if d.backend == "sim" else OledDisplay(d)
+    if d.backend == "sim":
+        return SimDisplay(d, bus)
+    gpio = _real_gpio(d)
+    return _or_release(gpio, lambda: OledDisplay(d, gpio=gpio))
 
 
 def _indicators(cfg: Any, bus: str) -> Indicators:
     from myna_drivers.indicators import GpioIndicators, SimIndicators
 
     i = cfg.indicators
-    return SimIndicators(bus) if i.backend == "sim" else GpioIndicators(i)
+    if i.backend == "sim":
+        return SimIndicators(bus)
+    gpio = _real_gpio(i)
+    return _or_release(gpio, lambda: GpioIndicators(i, gpio=gpio))
+
+
+def _real_gpio(section: Any) -> Any:
+    """The RPi.GPIO API for a real device: ``gpio = "cdev"`` (default) is our driver over the
+    GPIO character device, whose edge thread sleeps in the kernel; ``"rpigpio"`` the system's
+    RPi.GPIO module (rpi-lgpio on Raspberry Pi OS, whose edge thread polls). docs/pi-hardware.md."""
+    if getattr(section, "gpio", "cdev") == "rpigpio":
+        import RPi.GPIO  # lazy: only on the Pi (typed by types-RPi.GPIO)
+
+        return RPi.GPIO
+    from myna_drivers.gpio_cdev import CdevGPIO
+
+    return CdevGPIO()
+
+
+def _or_release(gpio: Any, make: Callable[[], Any]) -> Any:
+    """``make()``, or, when it fails half-way, release the lines a per-device CdevGPIO already
+    holds (the RPi.GPIO module is shared, so it is left alone)."""
+    from types import ModuleType
+
+    try:
+        return make()
+    except BaseException:
+        if not isinstance(gpio, ModuleType):
+            try:
+                gpio.cleanup()
+            except Exception:
+                log.exception("releasing the GPIO lines after a failed open failed")
+        raise
 
 
 def _keypad(cfg: Any, bus: str, on_key: Callable[[int], None]) -> Keys:
@@ -174,9 +209,9 @@ def _keypad(cfg: Any, bus: str, on_key: Callable[[int], None]) -> Keys:
 
         gpio: Any = SimGPIO(bus, rows=k.rows, cols=k.cols)
     else:
-        import RPi.GPIO as gpio  # lazy: only on the Pi (typed by types-RPi.GPIO)
-    return MatrixKeypad(gpio, k.rows, k.cols, on_key=on_key, scan_hz=k.scan_hz, debounce_ms=k.debounce_ms,
-                        irq=k.irq)
+        gpio = _real_gpio(k)
+    return _or_release(gpio, lambda: MatrixKeypad(gpio, k.rows, k.cols, on_key=on_key, scan_hz=k.scan_hz,
+                                                  debounce_ms=k.debounce_ms, irq=k.irq))
 
 
 def _camera(cfg: Any, bus: str) -> Camera:

@@ -30,11 +30,15 @@ SIM_SCALE = 3
 class OledDisplay:
     """The real panel."""
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: Any, gpio: Any = None) -> None:
+        """``gpio``: the RPi.GPIO API that drives DC and RST (None: luma's own choice)."""
         from luma.core.interface.serial import spi  # lazy: only on the device
         from luma.oled.device import ssd1322
 
-        serial = spi(port=cfg.spi_port, device=cfg.spi_device, gpio_DC=cfg.gpio_dc, gpio_RST=cfg.gpio_rst)
+        if gpio is not None:
+            gpio.setmode(gpio.BCM)  # luma sets the numbering only on the RPi.GPIO it imports itself
+        serial = spi(gpio=gpio, port=cfg.spi_port, device=cfg.spi_device, gpio_DC=cfg.gpio_dc,
+                     gpio_RST=cfg.gpio_rst)
         self.device = ssd1322(serial, width=cfg.width, height=cfg.height, rotate=cfg.rotate, mode="RGB")
         self.device.contrast(max(0, min(255, int(cfg.contrast))))
 

@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --method face: who or what is in front of the camera (all but holder must be "
                         "refused; print_*/replay/slideshow are presentation attacks, see docs/face.md)")
     p.add_argument("--quiet", action="store_true", help="do not echo the daemon's log")
+    p.add_argument("--mynad", metavar="PATH",
+                   help="the daemon to run (default: this checkout's); e.g. an installed release's "
+                        "/opt/myna-reader/current/venv/bin/mynad, to try what a technician installed")
+    p.add_argument("--models", metavar="DIR", help="the model folder that daemon uses (default: assets/models)")
     p = sub.add_parser("gallery", help="render every screen state to PNG plus an HTML index")
     p.add_argument("--out", default="out/gallery")
     p = sub.add_parser("run", help="start the virtual hardware and the daemon, and wait (Ctrl-C stops)")
@@ -46,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         from mynasim.demo import run_demo
 
         return run_demo(Path(args.out), profile=args.profile, echo=not args.quiet, method=args.method,
-                        camera=args.camera)
+                        camera=args.camera, mynad=[args.mynad] if args.mynad else None,
+                        models_dir=Path(args.models) if args.models else None)
     if args.cmd in ("card-face", "soak"):
         return args.func(args)
     if args.cmd == "gallery":

@@ -50,10 +50,13 @@ def _holder_slides(card: Path) -> list[str]:
 
 
 def run_demo(run_dir: Path, profile: str = "taro", echo: bool = True, method: str = "pin",
-             camera: str = "holder") -> int:
+             camera: str = "holder", mynad: list[str] | None = None, models_dir: Path | None = None) -> int:
+    """``mynad``: the command that starts the daemon (default this checkout's), ``models_dir``
+    the model files it loads (default the checkout's assets): an installed release's own."""
     t0 = time.monotonic()
-    print(f"mynasim demo: starting pcscd, the virtual host and mynad in {run_dir}", flush=True)
-    with SimRig(run_dir, echo=echo) as rig:
+    print(f"mynasim demo: starting pcscd, the virtual host and {(mynad or ['mynad'])[0]} in {run_dir}", flush=True)
+    overrides = {"face": {"models_dir": str(models_dir)}} if models_dir else None
+    with SimRig(run_dir, echo=echo, mynad=mynad, overrides=overrides) as rig:
         prof = rig.profiles[profile]
         mark = rig.mark()
         expect_refusal = method == "face" and camera != "holder"
