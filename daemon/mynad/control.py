@@ -14,7 +14,10 @@ client):
 * ``status`` (read-only): anyone who could connect;
 * ``visual-check`` (and any future command that arms or changes something): root, the
   daemon's own user, or a member of ``staff_group`` (default ``myna-staff``). Anything else
-  gets one plain sentence back, and the refusal is logged with the peer's uid and pid.
+  gets one plain sentence back, and the refusal is logged with the peer's uid and pid;
+* ``selftest`` (docs/console.md): a conversation on the connection (mynad.selftest). The
+  tests that only look (card reader, cameras, host link) are read-only; the ones a patient
+  could see or hear (keypad, display pattern, buzzer/LED) need the same rights as visual-check.
 """
 
 from __future__ import annotations

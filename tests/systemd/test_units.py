@@ -78,7 +78,7 @@ def test_unit_has_the_contract_settings():
     assert s["ExecStartPre"] == ["-+/opt/myna-reader/bin/myna-bootcheck"]  # trial starts, rollback (docs/update.md)
     assert s["OnFailure"] == ["myna-rollback.service"]
     assert s["User"] == ["myna"] and s["Group"] == ["myna"]
-    assert s["SupplementaryGroups"] == ["gpio spi video dialout myna-tech"]
+    assert s["SupplementaryGroups"] == ["gpio spi video dialout audio myna-tech"]
     assert s["LimitCORE"] == ["0"]  # no core dump of a process that held a PIN
     assert s["StateDirectory"] == ["myna-reader"]
     assert s["RuntimeDirectory"] == ["myna-reader"]
