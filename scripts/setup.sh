@@ -12,7 +12,7 @@ APT_PKGS=(
   lrzsz picocom                                             # ZMODEM + a stock serial terminal (tests/console)
   fonts-noto-cjk fonts-ipafont-gothic                       # screen fonts: Noto Sans CJK JP/SC/KR (+ Latin, Vietnamese); IPA fallback
   alsa-utils espeak-ng                                      # voice: aplay; speech for en/zh/ko/vi/pt (docs/voice.md)
-  systemd                                                   # systemd-analyze verify for the unit tests
+  systemd sudo                                              # systemd-analyze verify for the unit tests; visudo checks the sudoers rule
 )
 
 missing=()

@@ -156,6 +156,20 @@ def test_manual_rollback_and_back(tree):
     assert switch.load_state(tree).bad == ()
 
 
+def test_the_console_fallback_rolls_back_through_the_packed_boot_check(tree):
+    """myna-console's way back when the current release cannot run its own mynactl."""
+    fake_release(tree, "0.9.1")
+    fake_release(tree, "0.9.2")
+    argv = [SYS_PY, str(tree.bootcheck), "--root", str(tree.root), "--rollback"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "no previous release" in r.stderr
+    switch.activate(tree, "0.9.1")
+    switch.activate(tree, "0.9.2")
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "rolled back by hand to 0.9.1" in r.stdout
+    assert tree.current_version() == "0.9.1"
+
+
 def test_daemon_confirms_its_own_trial_once_healthy(tree):
     fake_release(tree, "0.9.1")
     fake_release(tree, "0.9.2")
@@ -300,8 +314,21 @@ def test_first_install(site):
         assert (layout.root / "etc/systemd/system" / unit).is_file()
     assert switch.load_state(layout).trial is None  # nothing to go back to: not on trial
     assert "release 0.9.1 installed and current" in site["install_out"]
+    # the technician's login: the menu as its shell (outside the releases), exactly the console's sudo rights
+    console = layout.root / "opt/myna-reader/bin/myna-console"
+    assert os.access(console, os.X_OK) and "/opt/myna-reader/bin/myna-console" in (layout.root / "etc/shells").read_text()
+    sudoers = layout.root / "etc/sudoers.d/myna-reader"
+    assert sudoers.stat().st_mode & 0o777 == 0o440
+    if shutil.which("visudo"):
+        assert subprocess.run(["visudo", "-cqf", str(sudoers)]).returncode == 0
     if site["systemd"]:
         passwd = (layout.root / "etc/passwd").read_text()
+        tech = next(ln for ln in passwd.splitlines() if ln.startswith("tech:")).split(":")
+        assert tech[6] == "/opt/myna-reader/bin/myna-console"
+        group = (layout.root / "etc/group").read_text()
+        for g in ("myna-tech", "myna-staff", "systemd-journal"):
+            assert "tech" in next(ln for ln in group.splitlines() if ln.startswith(g + ":")).split(":")[3].split(","), g
+        assert "passwd tech" in site["install_out"]  # no password yet: the installer says how to set one
         uid = int(next(ln for ln in passwd.splitlines() if ln.startswith("myna:")).split(":")[2])
         assert layout.update_dir.stat().st_uid == uid  # the daemon confirms its trial there
         assert (layout.root / "etc/systemd/system/multi-user.target.wants/mynad.service").is_symlink()

@@ -37,8 +37,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--restart", metavar="UNIT",
                    help="after a rollback, reset-failed and start this unit (used with --unit-failed)")
     p.add_argument("--check", action="store_true", help="only read the state and exit (installer self-test)")
+    p.add_argument("--rollback", action="store_true",
+                   help="go back to the previous release by hand (the technician console's fallback when "
+                        "the current release cannot run its own mynactl); exit 1 when there is none")
     args = p.parse_args(argv)
     layout = Layout(Path(args.root))
+    if args.rollback:
+        from .switch import SwitchError, rollback
+
+        try:
+            cur, to = rollback(layout)
+        except SwitchError as e:
+            print(f"myna-bootcheck: {e}", file=sys.stderr)
+            return 1
+        print(f"myna-bootcheck: release {cur} was rolled back by hand to {to}.")
+        if args.restart:
+            subprocess.run(["systemctl", "restart", args.restart], check=False)
+        return 0
     if args.check:
         from .switch import load_state
 

@@ -141,6 +141,20 @@ done
 if [ -f "$HERE/systemd/myna-usb-gadget" ]; then
     install -m 0755 "$HERE/systemd/myna-usb-gadget" "$OPT/bin/myna-usb-gadget"
 fi
+# the technician's login on the UART (user tech from sysusers.d, docs/console.md): its shell
+# is the console menu, its sudo rights exactly the console's update/rollback/factory reset
+if [ -f "$HERE/systemd/myna-console" ]; then
+    install -m 0755 "$HERE/systemd/myna-console" "$OPT/bin/myna-console"
+    grep -qx /opt/myna-reader/bin/myna-console "$ROOT/etc/shells" 2>/dev/null \
+        || echo /opt/myna-reader/bin/myna-console >> "$ROOT/etc/shells"
+fi
+if [ -f "$HERE/systemd/myna-reader.sudoers" ]; then
+    mkdir -p "$ROOT/etc/sudoers.d"
+    if command -v visudo >/dev/null 2>&1 && ! visudo -cqf "$HERE/systemd/myna-reader.sudoers"; then
+        die "the bundle's sudoers rule does not parse (visudo -c); nothing was installed from it."
+    fi
+    install -m 0440 "$HERE/systemd/myna-reader.sudoers" "$ROOT/etc/sudoers.d/myna-reader"
+fi
 
 # 8 ---------------------------------------------------------------------------------------
 CURRENT=$(readlink "$OPT/current" 2>/dev/null || true)
@@ -169,5 +183,8 @@ elif [ -n "$SYSTEMD" ]; then
     systemctl enable --quiet mynad.service $GADGET_UNIT
     systemctl restart mynad.service || die "mynad did not start; see: journalctl -u mynad -b"
     say "mynad started; check it with: mynactl status"
+fi
+if [ -n "$SYSTEMD" ] && grep -q '^tech:[!*]' "$ROOT/etc/shadow" 2>/dev/null; then
+    say "the technician login 'tech' has no password yet: set one with  passwd tech  (docs/console.md)"
 fi
 say "done: release $VERSION"
