@@ -205,3 +205,35 @@ def test_hostile_frames_are_refused_within_the_frame_limit_and_the_link_stays_up
     assert answers[3].json()["id"] == good["id"]
     assert [m["id"] for m in delivered] == [good["id"]]
     assert opens == 1  # the line was never reset
+
+
+def test_ping_is_a_signed_hello_round_trip_that_owes_nothing():
+    """The technician's host-link self-test: HELLO(reply=false, ping=token) out, the peer's
+    HELLO(reply=true) echoing the token back; a reply to another HELLO (the engine's own at open)
+    does not count; None when the peer stays silent; nothing queued or stored either way."""
+
+    async def main():
+        port = MemoryPort()
+        engine, store = make_engine(port, lambda m: None)
+        await engine.start()
+        try:
+            async def answer() -> None:  # the host answers every HELLO that asks (the engine's own at open too)
+                seq = 9
+                while True:
+                    f = await port.written.get()
+                    if f.type == FrameType.HELLO and not f.json().get("reply"):
+                        seq += 1
+                        echo = {"ping": f.json()["ping"]} if "ping" in f.json() else {}
+                        port.incoming.put_nowait(HOST.frame(FrameType.HELLO, seq, {"type": "hello", "reply": True,
+                                                                                     **echo}))
+
+            responder = asyncio.ensure_future(answer())
+            rtt = await engine.ping(10)
+            responder.cancel()
+            assert rtt is not None and rtt >= 0
+            assert await engine.ping(0.05) is None  # nobody answers this one
+            assert engine.pending_count == 0 and store.pending() == []
+        finally:
+            await engine.stop()
+
+    asyncio.run(main())

@@ -77,3 +77,26 @@ def test_card_pulled_mid_visit_returns_to_idle_and_tells_host(rig: SimRig, step:
         aborted = rig.wait_host("visit.aborted", after=mark).data
         assert aborted["reason"] == "card_removed"
     assert not [l for l in rig.log_lines if "Traceback" in l]
+
+
+@pytest.mark.pcscd
+def test_no_key_is_lost_while_every_core_is_busy(rig: SimRig):
+    """Issue #12 §4: a press must count while heavy work loads every core. Two spinning
+    processes per CPU (the face engine and the OCR do that on a Pi right after a card is
+    placed) run through a whole PIN visit; a lost digit would leave the PIN short (the visit
+    waits on the pad) or wrong (a try spent), and never reach the done screen."""
+    import os
+    import subprocess
+    import sys
+
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * (os.cpu_count() or 2))]
+    try:
+        mark = pin_visit_until(rig, "taro", stop_at="done")
+    finally:
+        for b in burners:
+            b.kill()
+        for b in burners:
+            b.wait()
+    rig.wait_screen("remove_card", timeout=20, after=mark)
+    rig.remove_card()
+    rig.wait_screen("idle", timeout=20, after=mark)

@@ -80,6 +80,8 @@ def test_unit_has_the_contract_settings():
     assert s["User"] == ["myna"] and s["Group"] == ["myna"]
     assert s["SupplementaryGroups"] == ["gpio spi video dialout audio myna-tech"]
     assert s["LimitCORE"] == ["0"]  # no core dump of a process that held a PIN
+    # the keypad thread's nice -10 (myna_drivers.priority) needs exactly this one capability
+    assert s["CapabilityBoundingSet"] == ["CAP_SYS_NICE"] and s["AmbientCapabilities"] == ["CAP_SYS_NICE"]
     assert s["StateDirectory"] == ["myna-reader"]
     assert s["RuntimeDirectory"] == ["myna-reader"]
     assert "pcscd.socket" in s["Wants"][0]

@@ -33,6 +33,7 @@ worker thread (``store_in_thread``).
 from __future__ import annotations
 
 import asyncio
+import os
 import concurrent.futures
 import functools
 import inspect
@@ -135,6 +136,7 @@ class LinkEngine:
         self._kick: asyncio.Event | None = None  # the peer is (back) on line: resend now
         self._write_lock: asyncio.Lock | None = None
         self._waiters: dict[str, asyncio.Future] = {}
+        self._pings: dict[str, asyncio.Future] = {}  # ping() token -> its caller, until the echo comes
         self._seq = 0
         self._open = False
         self._last_rx: float | None = None
@@ -415,10 +417,31 @@ class LinkEngine:
             await self.port.write(data)
         self._last_tx = self._loop.time()
 
-    async def _send_hello(self, reply: bool) -> None:
-        self._seq = (self._seq + 1) & 0xFFFF
+    async def ping(self, timeout: float) -> float | None:
+        """A signed HELLO asking for the peer's HELLO reply, matched by a token the peer echoes:
+        the round trip in seconds, or None when no echo came within ``timeout``. Stores nothing
+        and owes nothing (unlike a DATA message), so a technician's link test never adds to
+        what the host is owed."""
+        assert self._loop is not None
+        token = os.urandom(8).hex()
+        fut: asyncio.Future = self._loop.create_future()
+        self._pings[token] = fut
+        t0 = self._loop.time()
         try:
-            await self._write(Frame.of(FrameType.HELLO, self._seq, self._hello(reply)))
+            await self._send_hello(reply=False, ping=token)
+            return await asyncio.wait_for(fut, timeout) - t0
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self._pings.pop(token, None)
+
+    async def _send_hello(self, reply: bool, ping: str | None = None) -> None:
+        self._seq = (self._seq + 1) & 0xFFFF
+        body = self._hello(reply)
+        if ping is not None:
+            body = {**body, "ping": ping}
+        try:
+            await self._write(Frame.of(FrameType.HELLO, self._seq, body))
         except StoreFailure as f:  # no counter: no hello this time; the keep-alive tries again
             self._store_failed(f)
 
@@ -573,9 +596,15 @@ class LinkEngine:
                     fut.set_result(("nak", _clip(body.get("reason") or "no reason given", MAX_REASON_LEN)))
             return
         if f.type == FrameType.HELLO:
+            token = body.get("ping") if isinstance(body, dict) else None
+            token = token if isinstance(token, str) and len(token) <= 32 else None
             if not (isinstance(body, dict) and body.get("reply")):
-                await self._send_hello(reply=True)
+                await self._send_hello(reply=True, ping=token)  # echoed: the asker matches its ping
                 self._kick.set()  # the peer (re)opened its end: resend what is pending now
+            elif token is not None:
+                fut = self._pings.pop(token, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(self._loop.time())
             self._wake.set()
             return
         # DATA
