@@ -8,11 +8,21 @@ it is connected (through pressed keys, possibly several, as in a real matrix
 without diodes, which is what makes ghost keys) to a row that is driven LOW.
 hw-sim publishes ``{"dev": "keypad", "pressed": [pos, ...]}`` with the keys
 held down now; the daemon's real MatrixKeypad scans this model unchanged.
+
+A press with ``"hold_s"`` (and ``"gap_s"``) is a finger: the keys go down for ``hold_s``
+seconds of this process's time and come up by themselves, then nothing for ``gap_s``;
+presses that arrive meanwhile wait their turn. This keeps the physics honest when the
+daemon is starved: the sim bus delivers messages through a thread of the daemon's own
+process, and a press and its release queued behind a busy CPU would otherwise reach the
+pins microseconds apart, a key no real finger can press. A real key stays down 80 ms
+whatever the CPU is doing; so does this one.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from typing import Any, Callable, Iterable
 
 # The constants RPi.GPIO uses (values as in RPi.GPIO 0.7).
@@ -48,6 +58,7 @@ class SimGPIO:
         # edge detection: channel -> (edge, callback), and the level each was last seen at
         self._detect: dict[int, tuple[int, Callable[[int], None] | None]] = {}
         self._level: dict[int, int] = {}
+        self._finger: queue.Queue[tuple[frozenset[int], float, float]] | None = None
         if bus_path:
             from myna_drivers.simbus import SimBus
 
@@ -58,7 +69,31 @@ class SimGPIO:
     def on_message(self, msg: dict[str, Any]) -> None:
         """Sim bus handler: ``{"pressed": [pos, ...]}`` is the set held down now."""
         pressed = msg.get("pressed") or []
-        self.set_pressed(int(p) for p in pressed if isinstance(p, int) or str(p).isdigit())
+        keys = [int(p) for p in pressed if isinstance(p, int) or str(p).isdigit()]
+        hold = msg.get("hold_s")
+        if isinstance(hold, (int, float)) and hold > 0:
+            gap = msg.get("gap_s")
+            self.press_for(keys, float(hold), float(gap) if isinstance(gap, (int, float)) and gap > 0 else 0.0)
+        else:
+            self.set_pressed(keys)
+
+    def press_for(self, positions: Iterable[int], hold_s: float, gap_s: float = 0.0) -> None:
+        """A finger: these keys down for ``hold_s`` s, then up, then ``gap_s`` s before the next
+        queued press (played in order by one thread, in real time)."""
+        if self._finger is None:
+            self._finger = queue.Queue()
+            threading.Thread(target=self._play_finger, name="sim-finger", daemon=True).start()
+        self._finger.put((frozenset(positions), hold_s, gap_s))
+
+    def _play_finger(self) -> None:
+        assert self._finger is not None
+        while True:
+            keys, hold_s, gap_s = self._finger.get()
+            self.set_pressed(keys)
+            time.sleep(hold_s)
+            self.set_pressed(())
+            if gap_s:
+                time.sleep(gap_s)
 
     def set_pressed(self, positions: Iterable[int]) -> None:
         with self._lock:

@@ -416,10 +416,10 @@ class SimRig:
     def press(self, pos: int, hold_s: float = 0.08, gap_s: float = 0.08) -> None:
         bus = self._live_bus()
         self.timeline.add("keypad", "press", pos=pos)
-        bus.publish("keypad", pressed=[pos])
-        time.sleep(hold_s)
-        bus.publish("keypad", pressed=[])
-        time.sleep(gap_s)
+        # the finger's timing travels with the press: the key model holds it down for hold_s
+        # itself (myna_drivers.gpio_sim), however late the message reaches a starved daemon
+        bus.publish("keypad", pressed=[pos], hold_s=hold_s, gap_s=gap_s)
+        time.sleep(hold_s + gap_s)
 
     def current_layout(self) -> tuple[str, ...]:
         for e in reversed(self.screens()):

@@ -224,12 +224,13 @@ def test_support_bundle_by_zmodem_holds_nothing_personal(rig, line):
 
 def test_update_by_zmodem_reaches_mynactl_update_intact(rig, line, built_bundle):  # noqa: F811
     pico, _, f = line
-    bundle = built_bundle()  # a real signed x86_64 bundle (~220 MB)
-    h = hashlib.sha256()
-    with open(bundle, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    want = h.hexdigest()
+    # the first 8 MiB of a real signed bundle: what is tested here is the ZMODEM leg (picocom's
+    # sz -> the console's rz -> mynactl update), byte for byte; 220 MB through picocom costs
+    # ~40 s of the suite and tests nothing more (installing bundles: tests/release/test_update.py)
+    bundle = f["dir"] / "myna-reader-head.tar"
+    with open(built_bundle(), "rb") as src:
+        bundle.write_bytes(src.read(8 << 20))
+    want = hashlib.sha256(bundle.read_bytes()).hexdigest()
     pico.send("b")
     pico.send("5")
     pico.expect("Send the .tar file")

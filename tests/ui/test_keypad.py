@@ -121,6 +121,27 @@ def test_each_key_once_through_the_thread():
     assert not kp._thread.is_alive()
 
 
+def test_presses_that_reach_a_starved_daemon_together_are_still_pressed_for_their_time():
+    """The lost key of a CI run (test_languages, 2026-12-02): with every core busy embedding the
+    card photo, the sim bus thread delivered a press and its release back to back, so the key
+    was down for microseconds and no scan saw it. A press now carries its hold time and the key
+    model holds it down that long itself: two presses and releases queued behind a busy CPU
+    still give both keys, in order."""
+    gpio = SimGPIO("", ROWS, COLS)
+    keys = Keys()
+    kp = MatrixKeypad(gpio, ROWS, COLS, on_key=keys, scan_hz=400, debounce_ms=20)
+    try:
+        for pos in (2, 7):  # delivered at once, as a starved bus thread hands them over
+            gpio.on_message({"dev": "keypad", "pressed": [pos], "hold_s": 0.08, "gap_s": 0.08})
+        deadline = time.monotonic() + 10
+        while len(keys.got) < 2 and time.monotonic() < deadline:
+            keys.event.wait(0.1)
+            keys.event.clear()
+        assert keys.got == [2, 7]
+    finally:
+        kp.close()
+
+
 def test_bounce_shorter_than_debounce_gives_one_press():
     gpio = SimGPIO("", ROWS, COLS)
     keys = Keys()
