@@ -34,6 +34,19 @@ def _readers() -> list[str]:
 _owner: "Pcscd | None" = None  # the Pcscd object of this process that started the running pcscd
 
 
+def respawn_pcscd(timeout: float = 10.0) -> bool:
+    """Start pcscd again through the Pcscd object of this process that started it, after its
+    process died or was killed (a test killing pcscd as a crash would): the simulator keeps
+    owning it, so a later restart (the soak's pcscd_restart) can stop it. False when this
+    process never started the pcscd that ran."""
+    owner = _owner
+    if owner is None:
+        return False
+    owner._terminate()
+    owner._spawn(shutil.which("pcscd") or "/usr/sbin/pcscd", timeout, None)
+    return True
+
+
 class Pcscd:
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None

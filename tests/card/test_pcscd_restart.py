@@ -47,7 +47,12 @@ def test_monitor_survives_a_pcscd_restart(slot):  # noqa: F811
         deadline = time.monotonic() + 10
         while _pcscd_pids() and time.monotonic() < deadline:
             time.sleep(0.05)
-        _start_pcscd()  # as systemd's socket activation would
+        # as systemd's socket activation would; through the simulator's own Pcscd when it started
+        # the one killed, so later tests (the soak's pcscd_restart) can still restart it
+        from mynasim.services import respawn_pcscd
+
+        if not respawn_pcscd():
+            _start_pcscd()
         wait_kind(q, "service_back", timeout=15)
         assert m.alive()
         slot.insert("hanako")
