@@ -23,18 +23,24 @@ def control_path(cfg) -> Path:
     return cfg.reader.runtime_dir / "control.sock"
 
 
+def read_line(s: socket.socket) -> bytes:
+    """One reply line from the control socket (the daemon answers one JSON object per line)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def _ask(path: Path, cmd: str) -> dict:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(5)
             s.connect(str(path))
             s.sendall((json.dumps({"cmd": cmd}) + "\n").encode())
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_line(s)
     except OSError as e:
         raise SystemExit(f"mynactl: the daemon is not answering on {path} ({e.strerror or e}); is mynad running?")
     return json.loads(data or b"{}")

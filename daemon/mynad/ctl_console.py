@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from mynad.ctl import read_line
+
 EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_REFUSED, EXIT_UNCONFIRMED = 0, 1, 2, 3, 4
 
 
@@ -38,7 +40,7 @@ def ask(path: Path, cmd: str, timeout: float = 10) -> dict[str, Any]:
     """One request, one reply (``status``, ``selftest-results``)."""
     with _connect(path, timeout) as s:
         s.sendall((json.dumps({"cmd": cmd}) + "\n").encode())
-        return json.loads(_read_line(s) or b"{}")
+        return json.loads(read_line(s) or b"{}")
 
 
 def _connect(path: Path, timeout: float) -> socket.socket:
@@ -52,14 +54,7 @@ def _connect(path: Path, timeout: float) -> socket.socket:
     return s
 
 
-def _read_line(s: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
+
 
 
 class TestSession:

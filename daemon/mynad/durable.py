@@ -16,36 +16,16 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
+from mynad.release.atomic import fsync_dir, write_bytes
 
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or an unlink in ``folder`` durable (the file's own fsync does not)."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+__all__ = ["atomic_write", "fsync_dir", "open_sqlite", "transaction"]
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, owner: tuple[int, int] | None = None) -> None:
     """Replace ``path`` with ``data``, durably, as a file of ``mode`` (whatever the umask) and,
-    when given, ``owner`` (uid, gid). Raises OSError; the temporary file never stays behind."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    try:
-        try:
-            os.fchmod(fd, mode)
-            if owner is not None:
-                os.fchown(fd, owner[0], owner[1])
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    when given, ``owner`` (uid, gid). Raises OSError; the temporary file never stays behind.
+    The one implementation is the installer's (mynad.release.atomic, stdlib only)."""
+    write_bytes(path, data, mode, owner=owner)
 
 
 def open_sqlite(path: Path, schema: str) -> sqlite3.Connection:

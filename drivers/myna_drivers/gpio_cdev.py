@@ -42,19 +42,8 @@ from typing import Any, Callable, Iterable
 
 log = logging.getLogger("myna.gpio")
 
-# The constants RPi.GPIO uses (values as in RPi.GPIO 0.7, the same as gpio_sim).
-BCM = 11
-BOARD = 10
-OUT = 0
-IN = 1
-LOW = 0
-HIGH = 1
-PUD_OFF = 20
-PUD_DOWN = 21
-PUD_UP = 22
-RISING = 31
-FALLING = 32
-BOTH = 33
+from myna_drivers.gpio_api import (BCM, BOARD, BOTH, FALLING, HIGH, IN, LOW, OUT, PUD_DOWN, PUD_OFF, PUD_UP,
+                                   RISING)
 
 # Labels of the gpiochip that drives the 40-pin header: Pi 5 (RP1), Pi 4 (BCM2711), Pi 3 and
 # earlier / Zero (BCM2835). On each, line offset N is BCM GPIO N.

@@ -25,19 +25,8 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
-# The constants RPi.GPIO uses (values as in RPi.GPIO 0.7).
-BCM = 11
-BOARD = 10
-OUT = 0
-IN = 1
-LOW = 0
-HIGH = 1
-PUD_OFF = 20
-PUD_DOWN = 21
-PUD_UP = 22
-RISING = 31
-FALLING = 32
-BOTH = 33
+from myna_drivers.gpio_api import (BCM, BOARD, BOTH, FALLING, HIGH, IN, LOW, OUT, PUD_DOWN, PUD_OFF, PUD_UP,
+                                   RISING)
 
 
 class SimGPIO:

@@ -18,6 +18,21 @@ from typing import IO
 PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 
 
+def _stop_process(proc: subprocess.Popen | None, *, kill: bool = False) -> None:
+    """SIGTERM (or SIGKILL: a crash) and wait; SIGKILL after 5 s when it does not go."""
+    if proc is None or proc.poll() is not None:
+        return
+    if kill:
+        proc.kill()
+    else:
+        proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class ServiceError(RuntimeError):
     """A service the simulator needs could not be started; the message says why."""
 
@@ -105,13 +120,7 @@ class Pcscd:
 
     def _terminate(self) -> None:
         global _owner
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _stop_process(self.proc)
         self.proc = None
         if _owner is self:
             _owner = None
@@ -169,16 +178,7 @@ class Mosquitto:
 
     def stop(self, *, kill: bool = False) -> None:
         """SIGTERM (a clean stop) or, with ``kill``, SIGKILL (a crash); ``start`` may follow."""
-        if self.proc is not None and self.proc.poll() is None:
-            if kill:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _stop_process(self.proc, kill=kill)
         self.proc = None
         if self._log is not None:
             self._log.close()

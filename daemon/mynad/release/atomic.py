@@ -3,8 +3,8 @@
 A reader is unplugged without warning, also in the middle of an update. Every state change
 here is either a file replaced by rename or a symlink replaced by rename, each followed by an
 fsync of the directory, so after a power cut the old state or the new one is on disk, never
-a mix. (mynad.durable does the same for the daemon; this package must stay stand-alone: it
-runs under Debian's python3 at first install and inside ``myna-bootcheck``.)
+a mix. (mynad.durable uses these for the daemon; this package must stay stand-alone: it runs under
+Debian's python3 at first install and inside ``myna-bootcheck``.)
 """
 
 from __future__ import annotations
@@ -26,14 +26,18 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` durably (temp file beside it, fsync, rename, dir fsync)."""
+def write_bytes(path: Path, data: bytes, mode: int = 0o644, *, owner: tuple[int, int] | None = None) -> None:
+    """Replace ``path`` with ``data`` durably (temp file beside it, fsync, rename, dir fsync), as
+    a file of ``mode`` whatever the umask and, when given, ``owner`` (uid, gid). Raises OSError;
+    the temporary file never stays behind."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         try:
             os.fchmod(fd, mode)
+            if owner is not None:
+                os.fchown(fd, owner[0], owner[1])
             os.write(fd, data)
             os.fsync(fd)
         finally:
