@@ -220,9 +220,7 @@ class SelfTests:
             raise
         if outcome is None:
             stop.set()
-            return Result(name, False, "the card reader did not answer in time")
-        ok, reason, detail = outcome
-        return Result(name, ok, reason, detail)
+        return _from_worker(name, outcome, "the card reader did not answer in time")
 
     async def _face_camera(self, talk: Conversation) -> Result:
         name = "face-camera"
@@ -232,10 +230,7 @@ class SelfTests:
         engine = getattr(self.app.face, "engine", None)
         await talk.progress("looking through the face camera: stand in front of it")
         outcome = await talk.wait(asyncio.to_thread(_look_for_face, cam, engine, FACE_SEARCH_S), FACE_SEARCH_S + 20)
-        if outcome is None:
-            return Result(name, False, "the face camera gave no frame in time")
-        ok, reason, detail = outcome
-        return Result(name, ok, reason, detail)
+        return _from_worker(name, outcome, "the face camera gave no frame in time")
 
     async def _card_face_camera(self, talk: Conversation) -> Result:
         name = "card-face-camera"
@@ -244,10 +239,7 @@ class SelfTests:
             return Result(name, False, "this reader has no card-face camera ([card_face] backend = \"none\")")
         await talk.progress("taking a picture of the card tray")
         outcome = await talk.wait(asyncio.to_thread(_capture_still, cam), 20)
-        if outcome is None:
-            return Result(name, False, "the card-face camera gave no picture in time")
-        ok, reason, detail = outcome
-        return Result(name, ok, reason, detail)
+        return _from_worker(name, outcome, "the card-face camera gave no picture in time")
 
     async def _keypad(self, talk: Conversation) -> Result:
         name = "keypad"
@@ -318,6 +310,14 @@ class SelfTests:
 
 
 # ---------------------------------------------------------------- worker-thread parts
+
+def _from_worker(name: str, outcome: tuple[bool, str, dict[str, Any]] | None, late: str) -> Result:
+    """A worker thread's (ok, reason, detail) as the test's result; ``late`` when it gave none in time."""
+    if outcome is None:
+        return Result(name, False, late)
+    ok, reason, detail = outcome
+    return Result(name, ok, reason, detail)
+
 
 
 def _probe_card(wanted: str, wait_s: float, stopped: Callable[[], bool], announce: Callable[[str], None],
