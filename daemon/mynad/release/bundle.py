@@ -42,6 +42,7 @@ from typing import IO, Any, cast
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .atomic import fsync_dir
 from .keys import KeyFileError, load_public_keys
 
 __all__ = [
@@ -511,12 +512,9 @@ def _write_fsynced(path: Path, src: IO[bytes] | bytes, mode: int, size: int) -> 
     return h.hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _altered(rel: str) -> BundleRefused:
+    return BundleRefused("tampered", f"The bundle's {rel} has been altered (its sha256 differs from "
+                         "the signed manifest).")
 
 
 def unpack_verified(tar_path: Path | str, dest_dir: Path | str, trusted_keys: Sequence[Ed25519PublicKey] | Path | str,
@@ -578,17 +576,16 @@ def unpack_verified(tar_path: Path | str, dest_dir: Path | str, trusted_keys: Se
                 except (tarfile.ReadError, EOFError):
                     raise BundleRefused("truncated", f"The bundle is truncated (it ends inside {rel}).") from None
                 if digest != entry.sha256:
-                    raise BundleRefused("tampered", f"The bundle's {rel} has been altered (its sha256 differs from "
-                                        "the signed manifest).")
+                    raise _altered(rel)
                 seen.add(rel)
             missing = sorted(manifest.files.keys() - seen)
             if missing:
                 raise BundleRefused("truncated", "The bundle is truncated or incomplete: "
                                     f"{_missing(len(missing), len(manifest.files), missing[0])}.")
             for d in sorted(made_dirs, key=lambda p: len(p.parts), reverse=True):
-                _fsync_dir(d)
+                fsync_dir(d)
             os.rename(staging, dest)
-            _fsync_dir(dest.parent)
+            fsync_dir(dest.parent)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -657,8 +654,7 @@ def verify_tree(dir: Path | str, trusted_keys: Sequence[Ed25519PublicKey] | Path
                 raise BundleRefused("tampered", f"The bundle's {rel} has been altered (it is longer than the signed "
                                     "manifest says).")
             if hash_file(p).sha256 != entry.sha256:
-                raise BundleRefused("tampered", f"The bundle's {rel} has been altered (its sha256 differs from "
-                                    "the signed manifest).")
+                raise _altered(rel)
             seen.add(rel)
     missing = sorted(manifest.files.keys() - seen)
     if missing:
