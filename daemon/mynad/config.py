@@ -60,6 +60,7 @@ class DisplaySection:
     rotate: int = 0
     contrast: int = 255
     out_dir: Path = Path("screens")  # sim: where PNGs go
+    keep_files: int = 0  # sim: keep only the newest N PNGs (0 = all; long soaks bound the folder)
     page_s: float = 3.0  # seconds per page when a screen has several
     # Large text (docs/languages.md): the default for every visit; a patient switches it for
     # their visit with key 11 (language menu), then 12. Pages then wait for key 9, or turn
@@ -166,6 +167,7 @@ class VoiceSection:
     volume: int = 70       # 0..100, a decibel scale (0 = silent, 1 = -40 dB, 100 = full scale)
     device: str = "default"  # ALSA PCM name for aplay -D (`aplay -L` lists them)
     out_dir: Path | None = None    # sim: where WAVs go; unset = <display out_dir>/../voice
+    keep_files: int = 0            # sim: keep only the newest N WAVs (0 = all)
     cache_dir: Path | None = None  # synthesized prompts; unset = <state_dir>/voice-cache
 
 

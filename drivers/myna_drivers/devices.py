@@ -247,5 +247,5 @@ def _voice(cfg: Any, bus: str) -> Voice | None:
 
     if v.backend == "sim":
         out = v.out_dir if v.out_dir is not None else cfg.display.out_dir.parent / "voice"
-        return SimVoice(out, bus, volume=v.volume)
+        return SimVoice(out, bus, volume=v.volume, keep_files=int(getattr(v, "keep_files", 0)))
     return AlsaVoice(v.device, volume=v.volume)

@@ -58,7 +58,7 @@ class SimDisplay:
     def __init__(self, cfg: Any, bus_path: str = "") -> None:
         self.size = (int(cfg.width), int(cfg.height))
         self.out_dir = Path(cfg.out_dir)
-        self.files = NumberedFiles(self.out_dir, ".png")
+        self.files = NumberedFiles(self.out_dir, ".png", keep=int(getattr(cfg, "keep_files", 0)))
         self.bus = None
         if bus_path:
             from myna_drivers.simbus import SimBus

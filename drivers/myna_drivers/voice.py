@@ -311,16 +311,17 @@ class AlsaVoice(_Player):
 class SimVoice(_Player):
     """A WAV per clip in ``out_dir``, announced on the sim bus; plays in real time, silently."""
 
-    def __init__(self, out_dir: Path, bus_path: str = "", volume: int = 70) -> None:
+    def __init__(self, out_dir: Path, bus_path: str = "", volume: int = 70, keep_files: int = 0) -> None:
         super().__init__(volume, "voice-sim")
         self.out_dir = Path(out_dir)
-        self.files = NumberedFiles(self.out_dir, ".wav")
+        self.files = NumberedFiles(self.out_dir, ".wav", keep=keep_files)
         self.bus = None
         if bus_path:
             from myna_drivers.simbus import SimBus
 
             self.bus = SimBus.shared(bus_path)
-        self.written: list[Path] = []  # for tests and the rig: every file, in order
+        # for tests and the rig: the files still kept, in order
+        self.written: deque[Path] = deque(maxlen=keep_files or None)
         self._start()
 
     def _play(self, item: _Item, samples: np.ndarray) -> None:

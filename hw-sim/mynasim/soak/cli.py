@@ -36,6 +36,10 @@ def add_soak(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--echo", action="store_true", help="echo the daemon's log")
     p.add_argument("--audit-only", metavar="DIR", help="audit a kept run folder again, without running")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="soaks side by side, each with its own pcscd, card, line and state in a mount and network "
+                        "namespace of its own (root); job j plays seed S*1000+j in OUT/job-j; see docs/soak.md")
+    p.add_argument("--job", action="store_true", help=argparse.SUPPRESS)  # one job of --jobs, in its namespaces
     p.set_defaults(func=run_soak_cli)
 
 
@@ -50,6 +54,11 @@ def run_soak_cli(args: argparse.Namespace) -> int:
         print(f"mynasim soak: fault kind(s) {', '.join(sorted(unknown))} cannot be done over {args.transport}; "
               f"known: {', '.join(known)}", file=sys.stderr)
         return 2
+    if args.jobs < 1:
+        print("mynasim soak: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    if args.jobs > 1:
+        return _run_parallel(args)
     options = PlanOptions(face_share=args.face_share, fault_share=args.fault_share, fault_kinds=kinds,
                           min_face=args.min_face)
     runner = SoakRunner(Path(args.audit_only or args.out), args.visits, args.seed, options=options,
@@ -69,12 +78,30 @@ def run_soak_cli(args: argparse.Namespace) -> int:
         print("\n".join(f"FAIL {f}" for f in failures) or "audit passed", flush=True)
         print(report.counts())
         return 1 if failures else 0
+    if args.job:
+        from mynasim.soak import parallel
+
+        try:
+            parallel.enter_job_namespace()
+        except parallel.IsolationError as e:
+            print(f"mynasim soak: {e}", file=sys.stderr)
+            return 2
+        progress_file = Path(args.out) / parallel.PROGRESS_FILE
+        done = [0]
+
+        def tell_parent(_outcome: object, counts: dict[str, int]) -> None:
+            done[0] += 1
+            parallel.write_json(progress_file, {"visits": done[0], "counts": counts})
+
+        runner.on_visit = tell_parent
     try:
         result = runner.run()
     except SoakAborted as e:
         print(f"mynasim soak: stopped: {e}", file=sys.stderr)
         return 1
-    print(summary_table(visits=result.outcomes, faults=result.faults, report=result.report, seconds=result.seconds,
+    if args.job:
+        parallel.write_json(Path(args.out) / parallel.RESULT_FILE, parallel.job_result(result))
+    print(summary_table(visits=result.outcomes, faults=result.faults, counts=result.report.counts(), seconds=result.seconds,
                         state_fs=result.state_fs, supervisor=result.supervisor, seed=args.seed, notes=result.notes))
     failures = result.report.failures()
     if failures:
@@ -83,4 +110,36 @@ def run_soak_cli(args: argparse.Namespace) -> int:
             print(f"  FAIL {f}")
         return 1
     print(f"\naudit passed (run folder {result.run_dir})")
+    return 0
+
+
+def _run_parallel(args: argparse.Namespace) -> int:
+    from mynasim.soak import parallel
+    from mynasim.soak.summary import summary_table
+
+    if args.directed or args.audit_only or args.job:
+        print("mynasim soak: --jobs cannot be combined with --directed, --audit-only or --job", file=sys.stderr)
+        return 2
+    why = parallel.can_isolate()
+    if why:
+        print(f"mynasim soak: {why}", file=sys.stderr)
+        return 2
+    jobs = min(args.jobs, args.visits)
+    passthrough = ["--face-share", str(args.face_share), "--fault-share", str(args.fault_share),
+                   "--min-face", str(-(-args.min_face // jobs)), "--transport", args.transport,
+                   "--watchdog-s", str(args.watchdog_s)]
+    if args.faults is not None:
+        passthrough += ["--faults", args.faults]
+    if args.real_timers:
+        passthrough.append("--real-timers")
+    result = parallel.run_jobs(Path(args.out), args.visits, args.seed, jobs, passthrough,
+                               progress=not args.no_progress)
+    print(summary_table(visits=result.outcomes, faults=result.faults, counts=result.counts, seconds=result.seconds,
+                        state_fs=result.state_fs, supervisor=result.supervisor, seed=args.seed, notes=result.notes))
+    if result.failures:
+        print(f"\nAUDIT FAILED ({len(result.failures)} items; run folder {args.out}):")
+        for f in result.failures:
+            print(f"  FAIL {f}")
+        return 1
+    print(f"\naudit passed ({jobs} jobs; run folder {args.out})")
     return 0

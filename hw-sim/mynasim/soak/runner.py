@@ -45,6 +45,8 @@ GIVE_UP_SCREENS = {"host_error", "card_error", "cancelled", "fault", "pin_locked
 # Timer overrides that keep the daemon's logic and shorten only the waiting (CI and the soak).
 FAST_FLOW = {"done_s": 0.3, "notice_s": 0.5, "card_left_s": 10.0, "screen_timeout_s": 20.0,
              "host_timeout_s": 8.0, "pin_backoff_s": 0.5}
+KEEP_SCREENS = 2000   # PNGs of the last ~130 visits
+KEEP_PROMPTS = 300    # WAVs of the last ~30 visits
 BASE_PROFILES = ("taro", "hanako")
 PROFILES_FILE = "soak-profiles.toml"
 DAEMON_DOWN_S = 180.0  # no daemon for this long: restarts keep failing, the soak stops
@@ -122,6 +124,9 @@ class SoakRunner:
 
     def _overrides(self) -> dict[str, dict]:
         ov: dict[str, dict] = {"flow": dict(FAST_FLOW)} if self.fast else {}
+        # the sim screen and speaker keep only their newest files (spoken WAVs: ~4 MB a visit)
+        ov["display"] = {"keep_files": KEEP_SCREENS}
+        ov["voice"] = {"keep_files": KEEP_PROMPTS}
         for section, values in self.extra_overrides.items():
             ov.setdefault(section, {}).update(values)
         return ov
@@ -529,13 +534,13 @@ class _progress:
             except ImportError:
                 self.bar = None
 
-    def update(self, counts: dict[str, int]) -> None:
-        self.n += 1
+    def update(self, counts: dict[str, int], n: int = 1) -> None:
+        self.n += n
         if not self.enabled:
             return
         if self.bar is not None:
             self.bar.set_postfix(counts, refresh=False)
-            self.bar.update(1)
+            self.bar.update(n)
         else:
             rate = self.n / max(1e-9, time.monotonic() - self.t0) * 60
             print(f"\rsoak {self.n}/{self.total} visits, {rate:.1f}/min, "

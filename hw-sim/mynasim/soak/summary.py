@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mynasim.soak.audit import AuditReport
+
+_AUDIT_KEYS = ("owed", "delivered", "lost", "withdrawn", "duplicated", "conflicting", "unowed", "started", "open",
+               "stuck", "leaks", "tracebacks", "unexpected_restarts")
 
 
 def _rows(title: str, rows: list[tuple[str, Any]]) -> list[str]:
@@ -13,7 +15,7 @@ def _rows(title: str, rows: list[tuple[str, Any]]) -> list[str]:
     return out
 
 
-def summary_table(*, visits: list[Any], faults: dict[str, dict[str, int]], report: AuditReport, seconds: float,
+def summary_table(*, visits: list[Any], faults: dict[str, dict[str, int]], counts: dict[str, int], seconds: float,
                   state_fs: str, supervisor: dict[str, int], seed: int, notes: list[str]) -> str:
     n = len(visits)
     kinds: dict[str, int] = {}
@@ -22,7 +24,7 @@ def summary_table(*, visits: list[Any], faults: dict[str, dict[str, int]], repor
         kinds[key] = kinds.get(key, 0) + 1
     done = sum(1 for o in visits if o.done)
     per_visit = seconds / n if n else 0.0
-    c = report.counts()
+    c = {**dict.fromkeys(_AUDIT_KEYS, 0), **counts}  # AuditReport.counts(), or a sum over parallel jobs
     lines = [f"mynasim soak: {n} visits, seed {seed}, {seconds / 60:.1f} min "
              f"({per_visit:.2f} s/visit, {60 / per_visit if per_visit else 0:.1f} visits/min)",
              f"state directory: {state_fs}"]
