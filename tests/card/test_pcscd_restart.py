@@ -19,8 +19,18 @@ pytestmark = [pytest.mark.pcscd, pytest.mark.slow]
 
 
 def _pcscd_pids() -> list[int]:
+    """The pcscd serving this test's /run/pcscd: one in our mount namespace. pcscds of soak
+    jobs running beside the suite (each in a namespace of its own) are not ours to kill."""
     out = subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+    mine = os.readlink("/proc/self/ns/mnt")
+    pids = []
+    for p in out.split():
+        try:
+            if os.readlink(f"/proc/{p}/ns/mnt") == mine:
+                pids.append(int(p))
+        except OSError:
+            continue  # gone, or not ours to look at
+    return pids
 
 
 def _start_pcscd() -> None:
