@@ -29,6 +29,7 @@ or overlaps.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw, ImageFont
@@ -91,9 +92,10 @@ class _Canvas:
             limit = min(row_y + row_h + 1, self.size[1])
             y, font = _place(text, font, y, row_y, limit)
             self.draw.text((x, y), text, font=font, fill=fill)
-            box = self.draw.textbbox((x, y), text, font=font)
-            self.boxes.append(TextBox(text, _ints(box), region, int(font.size), role=role))
-        return int(round(font.getlength(text)))
+            left, top, right, bottom = _bbox(font, text)  # = draw.textbbox((x, y), ...), measured once
+            self.boxes.append(TextBox(text, (x + left, y + top, x + right, y + bottom), region, int(font.size),
+                                      role=role))
+        return int(round(_length(font, text)))
 
     def page(self) -> Page:
         return Page(self.image, self.boxes)
@@ -103,13 +105,27 @@ def _ints(box: tuple[float, ...]) -> tuple[int, int, int, int]:
     return int(box[0]), int(box[1]), int(box[2]), int(box[3])
 
 
+# Text measurement is most of a screen's drawing time (HarfBuzz shapes the string on every
+# call: ~0.15 ms here, several times that on a Pi) and the same strings come back on every
+# key press: the pad's labels, the prompt re-wrapped for each dot, the key hints. Fonts are
+# cached for the daemon's life (fonts.font), so a font object is a stable key.
+@functools.lru_cache(maxsize=16384)
+def _length(font: ImageFont.FreeTypeFont, text: str) -> float:
+    return font.getlength(text)
+
+
+@functools.lru_cache(maxsize=16384)
+def _bbox(font: ImageFont.FreeTypeFont, text: str) -> tuple[int, int, int, int]:
+    return _ints(font.getbbox(text))
+
+
 def _place(text: str, font: ImageFont.FreeTypeFont, y: int, row_y: int,
            limit: int) -> tuple[int, ImageFont.FreeTypeFont]:
     """(y, font) that keep ``text``'s ink between ``row_y`` and ``limit``: moved first; when the
     line is taller than the row (an accented capital over a descender: 「Última」, 「Ấ…g」),
     drawn one size smaller, down to the 12 px minimum."""
     while True:
-        _, top, _, bottom = _ints(font.getbbox(text))
+        _, top, _, bottom = _bbox(font, text)
         if y + bottom > limit:
             y -= min(y + bottom - limit, max(0, y + top - row_y))
         if y + top < row_y:
@@ -173,7 +189,7 @@ class _Style:
         sizes = sizes or self.sizes
         for s in sizes:
             f = self.font(s)
-            if f.getlength(text) <= width:
+            if _length(f, text) <= width:
                 return f
         return self.font(sizes[-1])
 
@@ -183,7 +199,7 @@ def _fit(text: str, width: int, sizes: tuple[int, ...] = (fonts.BODY_PX, fonts.S
     """The largest of ``sizes`` in which ``text`` fits ``width`` (else the smallest)."""
     for s in sizes:
         f = fonts.font(s, bold, lang)
-        if f.getlength(text) <= width:
+        if _length(f, text) <= width:
             return f
     return fonts.font(sizes[-1], bold, lang)
 
@@ -197,11 +213,11 @@ def wrap(text: str, font: ImageFont.FreeTypeFont, width: int, lang: str = DEFAUL
     lines: list[str] = []
     rest = text.strip()
     while rest:
-        if font.getlength(rest) <= width:
+        if _length(font, rest) <= width:
             lines.append(rest)
             break
         n = 1
-        while n < len(rest) and font.getlength(rest[:n + 1]) <= width:
+        while n < len(rest) and _length(font, rest[:n + 1]) <= width:
             n += 1
         cut = _natural_break(rest, n, japanese)
         if cut == n and 0 < len(rest) - n <= 2:  # no orphan of one or two characters
@@ -232,14 +248,14 @@ def _wrap_words(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str
     line = ""
     for word in text.split():
         candidate = f"{line} {word}" if line else word
-        if font.getlength(candidate) <= width:
+        if _length(font, candidate) <= width:
             line = candidate
             continue
         if line:
             lines.append(line)
-        while font.getlength(word) > width:
+        while _length(font, word) > width:
             n = 1
-            while n < len(word) and font.getlength(word[:n + 1]) <= width:
+            while n < len(word) and _length(font, word[:n + 1]) <= width:
                 n += 1
             lines.append(word[:n])
             word = word[n:]
@@ -253,9 +269,9 @@ def _badge(c: _Canvas, x: int, row_y: int, key: int, region: tuple[int, int, int
     """A filled key badge with the key's position number; returns its width."""
     f = st.badge_font()
     label = str(key)
-    tw = int(round(f.getlength(label)))
+    tw = int(round(_length(f, label)))
     w = tw + 6
-    _, top, _, bottom = f.getbbox("0")
+    _, top, _, bottom = _bbox(f, "0")
     if st.large:  # a 14 px number in a badge centred in the 32 px row
         h = (bottom - top) + 8
         y0 = row_y + (st.row - h) // 2
@@ -265,14 +281,15 @@ def _badge(c: _Canvas, x: int, row_y: int, key: int, region: tuple[int, int, int
         c.draw.rounded_rectangle((x, row_y + 1, x + w - 1, row_y + ROW - 2), radius=3, fill=FG)
         y = row_y + (ROW - (bottom - top)) // 2 - top - 1
     c.draw.text((x + 3, y), label, font=f, fill=BADGE_FG)
-    c.boxes.append(TextBox(label, _ints(c.draw.textbbox((x + 3, y), label, font=f)), region, int(f.size),
+    left, btop, right, bbottom = _bbox(f, label)
+    c.boxes.append(TextBox(label, (x + 3 + left, y + btop, x + 3 + right, y + bbottom), region, int(f.size),
                            role="key"))
     return w
 
 
 def _hint_width(key: int, label: str, font: ImageFont.FreeTypeFont, st: _Style) -> int:
     f = st.badge_font()
-    return int(round(f.getlength(str(key)))) + 6 + 3 + int(round(font.getlength(label)))
+    return int(round(_length(f, str(key)))) + 6 + 3 + int(round(_length(font, label)))
 
 
 def _hint(c: _Canvas, x: int, row_y: int, key: int, label: str, font: ImageFont.FreeTypeFont,
@@ -454,11 +471,11 @@ def _pager(c: _Canvas, x: int, page: int, pages: int, st: _Style, key: bool) -> 
     region = (x, 0, W, H)
     f = fonts.font(fonts.SMALL_PX, False, st.lang)
     label = f"{page}/{pages}"
-    tw = int(round(f.getlength(label)))
+    tw = int(round(_length(f, label)))
     c.text(x + (PAGER_W - tw) // 2, 0, label, f, region, row_h=ROW + 4, role="pager")
     if key:
         bf = st.badge_font()
-        bw = int(round(bf.getlength(str(PAGE_KEY)))) + 6
+        bw = int(round(_length(bf, str(PAGE_KEY)))) + 6
         _badge(c, x + (PAGER_W - bw) // 2, H - LARGE_ROW, PAGE_KEY, region, st)
     c.draw.line((x - 2, 0, x - 2, H - 1), fill=DIM // 2)
 
@@ -505,7 +522,7 @@ def _pad_screen(c_: Content, size: tuple[int, int], st: _Style) -> list[Page]:
     tries_where, lines = None, list(c_.lines)
     if c_.tries and c_.dots is not None:
         room = MARGIN + left_w - (MARGIN + _dots_width(c_.dots[1], left_w) + 8)
-        if _fit(c_.tries, room, bold=True, lang=st.lang).getlength(c_.tries) <= room:
+        if _length(_fit(c_.tries, room, bold=True, lang=st.lang), c_.tries) <= room:
             tries_where = "beside"
         elif not c_.tag:
             tries_where = "tag_row"
@@ -580,7 +597,7 @@ def _pad(c: _Canvas, x0: int, col_w: int, layout: tuple[str, ...], st: _Style) -
             f = fonts.font(fonts.BODY_PX, True, st.lang)
         else:
             f = _fit(label, col_w - 4, lang=st.lang)
-        tw = int(round(f.getlength(label)))
+        tw = int(round(_length(f, label)))
         c.text(x + (col_w - tw) // 2, y, label, f, (x, y, x + col_w, y + ROW), role="pad")
 
 
