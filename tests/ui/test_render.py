@@ -187,3 +187,25 @@ def test_other_screens_any(code, reason, seconds, hint, entered, length):
     check_pages(Screen("face_guide", {"hint": hint, "attempt": 1, "attempts": 3}))
     check_pages(Screen("visual_check", {"stage": "password", "entered": min(entered, length),
                                         "layout": new_layout(), "length": length}))
+
+
+def test_kept_text_measurements_draw_the_same_pixels_and_boxes(monkeypatch) -> None:
+    """render keeps getlength/getbbox results per (font, string); a kept value must give what
+    measuring again gives, on every kind of screen (pads, choices, pages, large text)."""
+    from mynad.ui import render as r
+    from mynasim.gallery import gallery_states
+
+    def draw() -> list[tuple[bytes, list]]:
+        out = []
+        for lang in ("ja", "vi", "ko"):
+            for large in (False, True):
+                for _label, scr in gallery_states()[::3]:
+                    for p in r.layout_pages(scr, lang=lang, large=large):
+                        out.append((p.image.tobytes(), [(b.text, b.box, b.region, b.size) for b in p.boxes]))
+        return out
+
+    kept_once, kept_twice = draw(), draw()  # the second run draws from kept measurements only
+    monkeypatch.setattr(r, "_length", lambda font, text: font.getlength(text))
+    monkeypatch.setattr(r, "_bbox", lambda font, text: r._ints(font.getbbox(text)))
+    measured = draw()
+    assert kept_once == kept_twice == measured
