@@ -148,6 +148,7 @@ class App:
         except Exception as e:
             raise StartupError(f"host link: {getattr(e, 'message', None) or e}") from e
         self.open_visit = OpenVisitRecord(cfg.reader.state_dir)
+        self._closing: set[str] = set()  # visits whose end is queued, not yet durable in the outbox
         self.staff = StaffGate.for_config(cfg)
         self._close_interrupted_visit()
         self.card = CardIO(cfg.card, self.post, self.loop, self._on_reader_event)
@@ -442,7 +443,7 @@ class App:
         if a.confirm:  # the flow tells the patient 「完了」 only once the result is durable
             self._when_stored(stored, lambda: self.post(ev.ResultStored(visit_id)))
         if a.type in ("visit.result", "visit.aborted"):  # the open-visit note goes once the end is durable
-            self._when_stored(stored, lambda: self._note_visit_closed(visit_id))
+            self._closing_until_stored(visit_id, stored)
 
     @staticmethod
     def _when_stored(stored: asyncio.Future[str], then: Callable[[], None]) -> None:
@@ -468,35 +469,55 @@ class App:
     # ------------------------------------------------------------ visits a crash interrupted
 
     def _close_interrupted_visit(self) -> None:
-        """Tell the host how a visit the last run left open ended (kill -9, watchdog, power cut)."""
+        """Tell the host how the visits the last run left open ended (kill -9, watchdog, power cut)."""
         try:
-            left = self.open_visit.load()
+            left = self.open_visit.load_all()
         except OpenVisitError as e:
             log.warning("%s; removing it", e.message)
-            left = None
-        if left is not None and self.host.visit_closed(left.visit_id):
-            # killed after the visit's result (or abort) was stored and before this note went:
-            # the outbox delivers that; an abort now would contradict it (found by the soak)
-            log.info("visit %s ended before the restart; its end is in the outbox", left.visit_id)
-            left = None
-        if left is not None:
-            log.warning("visit %s was interrupted by a restart (started %s); telling the host", left.visit_id,
-                        left.started or "at an unknown time")
-            stored = self._queue_host("visit.aborted", visit_id=left.visit_id, reason=ABORT_REASON,
-                                      code=ABORT_CODE)
-            if stored is not None:  # the note stays until the abort is durable: a second crash repeats it
-                vid = left.visit_id
-                self._when_stored(stored, lambda: self._note_visit_closed(vid))
+            self._note_visit_closed(None)
             return
-        self._note_visit_closed(None)
+        for visit in left:
+            self._close_left_visit(visit.visit_id, visit.started)
+
+    def _close_left_visit(self, visit_id: str, started: str) -> None:
+        """A recorded visit that is not this run's: closed unless its end is already durable."""
+        if self.host.visit_closed(visit_id):
+            # killed after the visit's result (or abort) was stored and before its note went:
+            # the outbox delivers that; an abort now would contradict it (found by the soak)
+            log.info("visit %s ended before the restart; its end is in the outbox", visit_id)
+            self._note_visit_closed(visit_id)
+            return
+        log.warning("visit %s was interrupted by a restart (started %s); telling the host", visit_id,
+                    started or "at an unknown time")
+        stored = self._queue_host("visit.aborted", visit_id=visit_id, reason=ABORT_REASON, code=ABORT_CODE)
+        if stored is not None:  # the note stays until the abort is durable: a second crash repeats it
+            self._closing_until_stored(visit_id, stored)
+
+    def _closing_until_stored(self, visit_id: str, stored: asyncio.Future[str]) -> None:
+        self._closing.add(visit_id)
+
+        def closed() -> None:
+            self._closing.discard(visit_id)
+            self._note_visit_closed(visit_id)
+
+        self._when_stored(stored, closed)
 
     def _note_visit_open(self, visit_id: str) -> None:
         try:
-            left = self.open_visit.load()
+            left = self.open_visit.load_all()
         except OpenVisitError:
-            left = None
-        if left is not None and left.visit_id != visit_id:  # the flow was reset mid-visit: close that one too
-            self._queue_host("visit.aborted", visit_id=left.visit_id, reason=ABORT_REASON, code=ABORT_CODE)
+            left = []
+        for visit in left:
+            # an earlier visit whose end is queued stays recorded until that end is durable;
+            # one with no end at all (the flow was reset mid-visit) is closed now
+            if visit.visit_id != visit_id and visit.visit_id not in self._closing:
+                if self.host.visit_closed(visit.visit_id):
+                    self._note_visit_closed(visit.visit_id)
+                else:
+                    stored = self._queue_host("visit.aborted", visit_id=visit.visit_id, reason=ABORT_REASON,
+                                              code=ABORT_CODE)
+                    if stored is not None:
+                        self._closing_until_stored(visit.visit_id, stored)
         try:
             self.open_visit.record(visit_id)
         except OpenVisitError as e:

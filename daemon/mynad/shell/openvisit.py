@@ -18,10 +18,12 @@ A crash between the final message and the removal makes the next start send
 abort for a closed or unknown visit (docs/host-protocol.md), so that is harmless,
 whereas the opposite order could leave a visit open.
 
-Known gap: ``HostIO.send`` only queues; the message reaches the durable outbox a
-moment later in the sender task. A crash inside that moment loses the final message
-although the record is already gone. Once the host side offers a send that returns
-after the outbox row is on disk, ``clear`` belongs after it.
+The record is removed only once the final message is durable in the outbox (the app
+waits for it), so it can hold more than one visit: visit A has ended and its abort is
+still on its way to the outbox when the next card opens visit B. The 10,000-visit soak
+found what a one-visit record does then: B replaced A, a watchdog kill lost A's queued
+abort, and the next start closed only B, leaving A open at the host. So the file lists
+every visit whose end is not yet durable (at most ``MAX_OPEN``, oldest dropped first).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ FILE_NAME = "open-visit.json"
 ABORT_REASON = codes.READER_RESTARTED.reason  # "reader_restarted"
 ABORT_CODE = codes.READER_RESTARTED.code  # "034": 03x, the visit ended before it was finished
 _VISIT_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+MAX_OPEN = 16  # visits whose end is not yet durable; more means the outbox has not stored for minutes
 
 
 class OpenVisitError(Exception):
@@ -74,8 +77,29 @@ def decode(text: str) -> OpenVisit:
     return OpenVisit(visit_id, started if isinstance(started, str) else "")
 
 
+def encode_all(visits: list[OpenVisit]) -> str:
+    """The file's text for several open visits. Pure."""
+    return json.dumps({"visits": [{"visit_id": v.visit_id, "started": v.started} for v in visits]},
+                      ensure_ascii=True) + "\n"
+
+
+def decode_all(text: str) -> list[OpenVisit]:
+    """Every visit in ``text`` (also the one-visit form older releases wrote); ``ValueError``
+    with a plain sentence if it is neither. Pure."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"not JSON ({type(e).__name__})") from None
+    if isinstance(data, dict) and "visits" in data:
+        items = data["visits"]
+        if not isinstance(items, list):
+            raise ValueError("visits is not a list")
+        return [decode(json.dumps(item)) for item in items]
+    return [decode(text)]
+
+
 class OpenVisitRecord:
-    """``<state_dir>/open-visit.json``: at most one visit, written and removed durably.
+    """``<state_dir>/open-visit.json``: the visits whose end is not yet durable, written durably.
 
     Blocking I/O (one small fsync'd write per visit start, one unlink per end): called
     from the event loop on purpose, so that the record is on disk before the
@@ -87,38 +111,49 @@ class OpenVisitRecord:
         self.path = self.dir / FILE_NAME
 
     def load(self) -> OpenVisit | None:
-        """The visit left open by the last run, or None. A record that cannot be parsed
-        raises ``OpenVisitError`` (the daemon logs the sentence, then removes the file)."""
+        """The most recently opened visit still recorded, or None (see ``load_all``)."""
+        visits = self.load_all()
+        return visits[-1] if visits else None
+
+    def load_all(self) -> list[OpenVisit]:
+        """The visits left open, oldest first. A record that cannot be parsed raises
+        ``OpenVisitError`` (the daemon logs the sentence, then removes the file)."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return None
+            return []
         except (OSError, UnicodeDecodeError) as e:
             raise OpenVisitError(f"the open-visit record {self.path} is unreadable ({e})") from None
         try:
-            return decode(text)
+            return decode_all(text)
         except ValueError as e:
             raise OpenVisitError(f"the open-visit record {self.path} is damaged: {e}") from None
 
     def record(self, visit_id: str, started: dt.datetime | None = None) -> None:
-        """Durably note ``visit_id`` as open (replacing any earlier record)."""
+        """Durably add ``visit_id`` to the open visits (the others stay until cleared)."""
         if not _VISIT_ID.fullmatch(visit_id):
             raise OpenVisitError(f"visit id {visit_id!r} is not a plain id; not recorded")
         when = (started or dt.datetime.now().astimezone()).isoformat(timespec="seconds")
         try:
-            atomic_write(self.path, encode(OpenVisit(visit_id, when)).encode("utf-8"))
-        except OSError as e:
-            raise OpenVisitError(f"could not record the open visit in {self.dir} ({e.strerror or e})") from None
+            visits = [v for v in self.load_all() if v.visit_id != visit_id]
+        except OpenVisitError:
+            visits = []  # a damaged record names no visit we could close
+        visits = (visits + [OpenVisit(visit_id, when)])[-MAX_OPEN:]
+        self._write(visits)
 
     def clear(self, visit_id: str | None = None) -> bool:
-        """Durably remove the record (only if it names ``visit_id``, when given). True if removed."""
+        """Durably remove ``visit_id`` from the record (every visit, when None). True if removed."""
         if visit_id is not None:
             try:
-                current = self.load()
+                visits = self.load_all()
             except OpenVisitError:
-                current = None  # a damaged record names no visit we can close: leave it for load()
-            if current is None or current.visit_id != visit_id:
+                return False  # a damaged record names no visit we can close: leave it for load()
+            rest = [v for v in visits if v.visit_id != visit_id]
+            if len(rest) == len(visits):
                 return False
+            if rest:
+                self._write(rest)
+                return True
         try:
             self.path.unlink()
             fsync_dir(self.dir)
@@ -127,3 +162,9 @@ class OpenVisitRecord:
         except OSError as e:
             raise OpenVisitError(f"could not remove the open-visit record {self.path} ({e.strerror or e})") from None
         return True
+
+    def _write(self, visits: list[OpenVisit]) -> None:
+        try:
+            atomic_write(self.path, encode_all(visits).encode("utf-8"))
+        except OSError as e:
+            raise OpenVisitError(f"could not record the open visit in {self.dir} ({e.strerror or e})") from None
