@@ -165,6 +165,8 @@ class OpenVisitRecord:
 
     def _write(self, visits: list[OpenVisit]) -> None:
         try:
-            atomic_write(self.path, encode_all(visits).encode("utf-8"))
+            # one visit (nearly always): the one-visit form older releases read too
+            text = encode(visits[0]) if len(visits) == 1 else encode_all(visits)
+            atomic_write(self.path, text.encode("utf-8"))
         except OSError as e:
             raise OpenVisitError(f"could not record the open visit in {self.dir} ({e.strerror or e})") from None
