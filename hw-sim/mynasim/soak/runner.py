@@ -231,9 +231,12 @@ class SoakRunner:
                         ids.append(m.group(1))
 
     def _live_counts(self) -> dict[str, int]:
+        """What the progress bar shows while visits go on. A result still on its way (queued in the
+        outbox, the link down by a fault) is *awaited*, not lost: only the audit after the drain
+        at the end can call a result lost."""
         self._pump()
-        lost, open_ = self.tally.missing()
-        return {"owed": len(self.tally.report.owed), "lost": lost, "open": open_,
+        awaited, open_ = self.tally.missing()
+        return {"owed": len(self.tally.report.owed), "awaited": awaited, "open": open_,
                 "stuck": len(self.tally.report.stuck), "faults": sum(c["done"] for c in self.fault_counts.values())}
 
     def _drain(self, timeout: float = 90.0) -> None:
