@@ -1,0 +1,54 @@
+"""bench/device_report.py: the one command that gathers the figures a Pi still owes."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("device_report", REPO / "bench" / "device_report.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["device_report"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_step_names_a_bench_that_exists():
+    dr = _module()
+    for step in dr.STEPS:
+        assert (REPO / "bench" / step.script).is_file(), step.script
+
+
+def test_a_failing_bench_is_recorded_with_its_error_and_the_next_one_still_runs(tmp_path):
+    dr = _module()
+    ok = tmp_path / "ok.py"
+    ok.write_text("import sys\nprint('| figure | 1.0 |')\nprint('progress 50%', file=sys.stderr)\n")
+    bad = tmp_path / "bad.py"
+    bad.write_text("import sys\nprint('half a table')\nprint('no camera on this board', file=sys.stderr)\nsys.exit(3)\n")
+    steps = [dr.Step("bad", str(bad), (), (), "breaks"), dr.Step("ok", str(ok), (), (), "works")]
+    log = io.StringIO()
+    results = [(s, *dr.run_step(s, False, log)) for s in steps]
+    assert [code for _, code, _, _ in results] == [3, 0]
+    assert "progress 50%" in log.getvalue()  # progress passes through as it comes
+    text = dr.report(dr.identity(), results, quick=False)
+    assert "| bad | FAILED (exit 3) |" in text and "| ok | ok |" in text
+    assert "half a table" in text and "no camera on this board" in text
+    assert "| figure | 1.0 |" in text
+    assert "| onnxruntime blocked layout |" in text and "| cpu |" in text
+
+
+def test_an_unknown_bench_name_is_refused(monkeypatch, capsys):
+    dr = _module()
+    monkeypatch.setattr(sys, "argv", ["device_report.py", "--only", "face,warp"])
+    with pytest.raises(SystemExit) as e:
+        dr.main()
+    assert e.value.code == 2
+    assert "unknown bench warp" in capsys.readouterr().err
