@@ -72,12 +72,21 @@ def _read(path: str) -> str:
         return ""
 
 
+ARM_CORES = {"0xd03": "Cortex-A53", "0xd08": "Cortex-A72", "0xd0b": "Cortex-A76"}  # Pi 3, Pi 4, Pi 5
+
+
 def _cpu_name() -> str:
+    """x86 kernels name the CPU; ARM ones give a part number (and the SoC as 'Hardware')."""
+    first: dict[str, str] = {}
     for line in _read("/proc/cpuinfo").splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Model", "Hardware") and value.strip():
-            return value.strip()
-    return platform.processor() or "unknown"
+        first.setdefault(key.strip(), value.strip())
+    if first.get("model name"):
+        return first["model name"]
+    part = first.get("CPU part", "")
+    core = ARM_CORES.get(part, f"ARM part {part}" if part else "")
+    soc = first.get("Hardware", "")
+    return ", ".join(x for x in (core, soc) if x) or platform.processor() or "unknown"
 
 
 def _os_name() -> str:

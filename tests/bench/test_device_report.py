@@ -52,3 +52,13 @@ def test_an_unknown_bench_name_is_refused(monkeypatch, capsys):
         dr.main()
     assert e.value.code == 2
     assert "unknown bench warp" in capsys.readouterr().err
+
+
+def test_a_pi_kernel_cpuinfo_names_the_core_and_the_soc(monkeypatch):
+    dr = _module()
+    pi4 = ("processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\n"
+           "CPU part\t: 0xd08\n\nHardware\t: BCM2835\nRevision\t: c03114\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n")
+    monkeypatch.setattr(dr, "_read", lambda path: pi4 if path == "/proc/cpuinfo" else "")
+    assert dr._cpu_name() == "Cortex-A72, BCM2835"
+    monkeypatch.setattr(dr, "_read", lambda path: "processor\t: 0\nmodel name\t: AMD EPYC\n")
+    assert dr._cpu_name() == "AMD EPYC"
