@@ -190,7 +190,7 @@ def compare(a_path: Path, b_path: Path) -> int:
             kind = "detect_score" if what == "score" else what
             d = float(np.abs(x - y).max())
             note(kind, d, d > LIMITS[kind], stem)
-    print(f"\n| quantity | compared | worst | limit |\n|---|---|---|---|")
+    print("\n| quantity | compared | worst | limit |\n|---|---|---|---|")
     for kind in sorted(n):
         limit = LIMITS.get(kind, {"box_px": 0.5}.get(kind, "equal"))
         shown = f"{worst[kind]:.7f}" if kind == "embedding_cos" else f"{worst[kind]:.3g}"

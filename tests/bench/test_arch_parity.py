@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.conftest import load_bench
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("arch_parity", REPO / "bench" / "arch_parity.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["arch_parity"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("arch_parity")
 
 
 def _dump(path: Path, machine: str, **over) -> Path:

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.conftest import REPO, load_bench
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("device_report", REPO / "bench" / "device_report.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["device_report"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("device_report")
 
 
 def test_every_step_names_a_bench_that_exists():
