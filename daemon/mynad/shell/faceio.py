@@ -91,11 +91,11 @@ class FaceIO:
             self._post(FaceUnavailable("face authentication is not available on this reader"))
             return
         self._stop.clear()
-        asyncio.ensure_future(self._run(attempt))
+        # the task is handed over now: the visit may end (forget()) before _run first runs
+        asyncio.ensure_future(self._run(self._embedding_task, attempt))
 
-    async def _run(self, attempt: int) -> None:
-        assert self._embedding_task is not None  # start() checked
-        emb = await self._embedding_task
+    async def _run(self, embedding_task: asyncio.Future, attempt: int) -> None:
+        emb = await embedding_task
         if emb is None:
             return  # FaceUnavailable already posted
         if self._stop.is_set():
