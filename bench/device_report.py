@@ -30,12 +30,14 @@ import platform
 import socket
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO / "models") not in sys.path:  # a checkout without the editable install still reports its layout
+    sys.path.insert(0, str(REPO / "models"))
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,6 @@ def _version(module: str) -> str:
 
 def identity() -> list[tuple[str, str]]:
     """What the figures were measured on: enough to put them beside another machine's."""
-    sys.path.insert(0, str(REPO / "models"))
     try:
         from myna_models.graphs import blocked_layout_available
         blocked = "yes (x86 with AVX2/AVX-512)" if blocked_layout_available() else "no (plain NCHW, as on ARM)"
@@ -138,27 +139,20 @@ def run_step(step: Step, quick: bool, log) -> tuple[int, str, float]:
     cmd = [sys.executable, str(REPO / "bench" / step.script), *(step.quick if quick else step.args)]
     print(f"\n== {step.name}: {' '.join(cmd[1:])}", file=log, flush=True)
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, SDL_VIDEODRIVER=os.environ.get("SDL_VIDEODRIVER", "dummy")))
     tail: list[str] = []
-    assert proc.stderr is not None and proc.stdout is not None
-    out_chunks: list[str] = []
-
-    def pump_out() -> None:
-        assert proc.stdout is not None
-        out_chunks.append(proc.stdout.read())
-
-    reader = threading.Thread(target=pump_out, daemon=True)
-    reader.start()
-    # stderr carries the progress bars: pass it through as it comes, keep its end for a failure
-    for line in proc.stderr:
-        log.write(line)
-        log.flush()
-        tail.append(line)
-        del tail[:-30]
-    code = proc.wait()
-    reader.join()
-    out = "".join(out_chunks).rstrip()
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as stdout:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, SDL_VIDEODRIVER=os.environ.get("SDL_VIDEODRIVER", "dummy")))
+        assert proc.stderr is not None
+        # stderr carries the progress bars: pass it through as it comes, keep its end for a failure
+        for line in proc.stderr:
+            log.write(line)
+            log.flush()
+            tail.append(line)
+            del tail[:-30]
+        code = proc.wait()
+        stdout.seek(0)
+        out = stdout.read().rstrip()
     if code != 0:
         out = (out + "\n\n" if out else "") + "error output (last lines):\n" + "".join(tail).rstrip()
     return code, out, time.monotonic() - t0
