@@ -150,6 +150,39 @@ def test_secrets_are_found_in_every_form_and_not_in_timestamps_ids_or_base64():
     assert [leak.where for leak in A.audit(recs, {}, secrets).leaks] == ["host messages"]
 
 
+def test_spaced_digits_inside_a_longer_run_are_not_a_pin():
+    """The 10,000-visit soak of 2026-12-03 failed its audit on a PIN 6789 "found" in SQLite's WAL
+    index (hostlink-auth.sqlite-shm), which counts in little-endian 16-bit words."""
+    secrets = {"PIN": {"card": "6789"}}
+    shm = bytes(b for n in range(0x26, 0x46) for b in (n, 0))          # "&\0'\0 ... 5\06\07\08\09\0:\0 ..."
+    assert A.find_secrets({"shm": shm}, secrets) == []
+    assert A.find_secrets({"log": b"digits [5, 6, 7, 8, 9]"}, secrets) == []
+    # the same digits alone, or followed by a number with another separator, are a leak
+    for leaky in (b"\x01\x006\x007\x008\x009\x00\x02", b"pin 6 7 8 9\n3 tries left", b"['6', '7', '8', '9']"):
+        assert [leak.form for leak in A.find_secrets({"x": leaky}, secrets)] == ["spaced digits"], leaky
+
+
+def test_audit_only_reaudits_a_jobs_run_folder_job_by_job(tmp_path, capsys):
+    """``--audit-only`` on a ``--jobs`` run folder (a traceback before: it looked for OUT/timeline.jsonl)."""
+    import json
+
+    from mynasim.card.profiles import PROFILES_TOML, load_profiles
+    from mynasim.cli import main as mynasim_main
+
+    pin = next(p.pin for p in load_profiles(PROFILES_TOML).values() if p.pin)
+    for job, log in ((1, "visit done\n"), (2, f"typed {pin}\n")):
+        d = tmp_path / f"job-{job}"
+        d.mkdir()
+        (d / "soak-profiles.toml").write_text(PROFILES_TOML.read_text(encoding="utf-8"), encoding="utf-8")
+        (d / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in visit(f"{job:012d}")), encoding="utf-8")
+        (d / "mynad.log").write_text(log, encoding="utf-8")
+    assert mynasim_main(["soak", "--audit-only", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL job 2: secret leaked" in out and "job 1" not in out
+    assert mynasim_main(["soak", "--audit-only", str(tmp_path / "job-1")]) == 0
+    assert mynasim_main(["soak", "--audit-only", str(tmp_path / "nothing")]) == 2
+
+
 # ---------------------------------------------------------------- the soak through the real daemon
 
 VISITS = int(os.environ.get("MYNA_SOAK_VISITS", "10"))

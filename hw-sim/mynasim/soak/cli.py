@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mynasim.soak.plan import PlanOptions, directed_plan, fault_kinds_for
+
+if TYPE_CHECKING:
+    from mynasim.soak.runner import SoakRunner
 
 
 def add_soak(sub: argparse._SubParsersAction) -> None:
@@ -73,11 +77,7 @@ def run_soak_cli(args: argparse.Namespace) -> int:
             return 2
         runner.fault_counts = {kind: {"planned": len(runner.plan), "done": 0, "skipped": 0}}
     if args.audit_only:
-        report = runner.audit()
-        failures = report.failures()
-        print("\n".join(f"FAIL {f}" for f in failures) or "audit passed", flush=True)
-        print(report.counts())
-        return 1 if failures else 0
+        return _audit_again(Path(args.audit_only), runner)
     if args.job:
         from mynasim.soak import parallel
 
@@ -143,3 +143,31 @@ def _run_parallel(args: argparse.Namespace) -> int:
         return 1
     print(f"\naudit passed ({jobs} jobs; run folder {args.out})")
     return 0
+
+
+def _audit_again(folder: Path, runner: SoakRunner) -> int:
+    """Audit a kept run folder again (after a fix to the audit itself): one soak's folder, or a
+    ``--jobs`` run's, whose jobs are audited one by one in their own ``job-N`` folders."""
+    from mynasim.soak.runner import SoakRunner  # noqa: F811 (the real class; the import above is for mypy)
+
+    if (folder / "timeline.jsonl").is_file():
+        runners = [("", runner)]
+    else:
+        jobs = sorted((p for p in folder.glob("job-*") if (p / "timeline.jsonl").is_file()),
+                      key=lambda p: (len(p.name), p.name))
+        if not jobs:
+            print(f"mynasim soak: {folder} holds no timeline.jsonl, neither its own nor a job-N/ one: "
+                  "not a soak run folder", file=sys.stderr)
+            return 2
+        runners = [(f"{p.name.replace('-', ' ')}: ", SoakRunner(p, 1, runner.seed, progress=False))
+                   for p in jobs]
+    failures: list[str] = []
+    counts: dict[str, int] = {}
+    for prefix, r in runners:
+        report = r.audit()
+        failures += [prefix + f for f in report.failures()]
+        for k, v in report.counts().items():
+            counts[k] = counts.get(k, 0) + int(v)
+    print("\n".join(f"FAIL {f}" for f in failures) or "audit passed", flush=True)
+    print(counts)
+    return 1 if failures else 0
