@@ -107,8 +107,8 @@ def main() -> None:
     auth_reference()
     pki = CardPKI()
     lookup = lambda s: None  # noqa: E731
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
         key = d / "host.key"  # the authenticated link (frame v2): both ends share this key
         write_key(key, generate_key())
         r, h, close = pty_pair(d)
