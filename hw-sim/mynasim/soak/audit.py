@@ -251,7 +251,9 @@ def _in_longer_run(data: bytes, m: re.Match[bytes]) -> bool:
     holds no more a PIN 6789 than "56789" does as a token. Binary files need this: SQLite's
     WAL index counts in little-endian 16-bit words, "5\\0 6\\0 7\\0 8\\0 9\\0" (the 10,000-visit
     soak of 2026-12-03 reported a PIN 6789 there)."""
-    first, last = m.group(1), m.group(m.lastindex or 1)
+    if not m.lastindex:  # a one-digit secret has no separator to follow
+        return False
+    first, last = m.group(1), m.group(m.lastindex)
     before = data[max(0, m.start() - len(first) - 1):m.start()]
     after = data[m.end():m.end() + len(last) + 1]
     return (len(before) == len(first) + 1 and before[:1].isdigit() and before[1:] == first) or \

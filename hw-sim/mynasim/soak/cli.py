@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections import Counter
 
 from mynasim.soak.plan import PlanOptions, directed_plan, fault_kinds_for
-
-if TYPE_CHECKING:
-    from mynasim.soak.runner import SoakRunner
 
 
 def add_soak(sub: argparse._SubParsersAction) -> None:
@@ -63,9 +60,11 @@ def run_soak_cli(args: argparse.Namespace) -> int:
         return 2
     if args.jobs > 1:
         return _run_parallel(args)
+    if args.audit_only:
+        return _audit_again(Path(args.audit_only), args.seed)
     options = PlanOptions(face_share=args.face_share, fault_share=args.fault_share, fault_kinds=kinds,
                           min_face=args.min_face)
-    runner = SoakRunner(Path(args.audit_only or args.out), args.visits, args.seed, options=options,
+    runner = SoakRunner(Path(args.out), args.visits, args.seed, options=options,
                         fast=not args.real_timers, echo=args.echo, progress=not args.no_progress,
                         watchdog_s=args.watchdog_s, transport=args.transport)
     if args.directed:
@@ -76,8 +75,6 @@ def run_soak_cli(args: argparse.Namespace) -> int:
             print(f"mynasim soak: --directed: {e}", file=sys.stderr)
             return 2
         runner.fault_counts = {kind: {"planned": len(runner.plan), "done": 0, "skipped": 0}}
-    if args.audit_only:
-        return _audit_again(Path(args.audit_only), runner)
     if args.job:
         from mynasim.soak import parallel
 
@@ -145,13 +142,14 @@ def _run_parallel(args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit_again(folder: Path, runner: SoakRunner) -> int:
+def _audit_again(folder: Path, seed: int) -> int:
     """Audit a kept run folder again (after a fix to the audit itself): one soak's folder, or a
-    ``--jobs`` run's, whose jobs are audited one by one in their own ``job-N`` folders."""
-    from mynasim.soak.runner import SoakRunner  # noqa: F811 (the real class; the import above is for mypy)
+    ``--jobs`` run's, whose jobs are audited one by one in their own ``job-N`` folders. The audit
+    reads only the folder (timeline, logs, state files, the cards' profiles), never the plan."""
+    from mynasim.soak.runner import SoakRunner
 
     if (folder / "timeline.jsonl").is_file():
-        runners = [("", runner)]
+        runs = [("", folder)]
     else:
         jobs = sorted((p for p in folder.glob("job-*") if (p / "timeline.jsonl").is_file()),
                       key=lambda p: (len(p.name), p.name))
@@ -159,15 +157,13 @@ def _audit_again(folder: Path, runner: SoakRunner) -> int:
             print(f"mynasim soak: {folder} holds no timeline.jsonl, neither its own nor a job-N/ one: "
                   "not a soak run folder", file=sys.stderr)
             return 2
-        runners = [(f"{p.name.replace('-', ' ')}: ", SoakRunner(p, 1, runner.seed, progress=False))
-                   for p in jobs]
+        runs = [(f"{p.name.replace('-', ' ')}: ", p) for p in jobs]
     failures: list[str] = []
-    counts: dict[str, int] = {}
-    for prefix, r in runners:
-        report = r.audit()
+    counts: Counter[str] = Counter()
+    for prefix, run_dir in runs:
+        report = SoakRunner(run_dir, 1, seed, progress=False).audit()
         failures += [prefix + f for f in report.failures()]
-        for k, v in report.counts().items():
-            counts[k] = counts.get(k, 0) + int(v)
+        counts.update(report.counts())
     print("\n".join(f"FAIL {f}" for f in failures) or "audit passed", flush=True)
-    print(counts)
+    print(dict(counts))
     return 1 if failures else 0
